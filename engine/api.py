@@ -1,0 +1,211 @@
+"""The Library facade: one object that the CLI and the GUI drive.
+
+Thread model: the facade may be used from a GUI thread and one worker thread. Model loading is
+lazy and guarded by a lock; the database connection used for writing belongs to whichever job is
+running (one writer at a time, enforced by ``_writer_lock``); searches use their own read
+connection.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import LibraryError
+from engine.index import db as dbmod
+from engine.jobs import CancelToken, Progress
+from engine.library import LibraryPaths, Settings, resolve_library_dir
+from engine.search.moments import SearchResult
+
+BASE_MODEL_ID = "mmv-base-v1"
+
+
+@dataclass
+class VideoRow:
+    id: int
+    path: str
+    status: str
+    error: str | None
+    duration: float | None
+    n_clips: int
+    has_audio: bool
+    transcribed: bool
+
+
+@dataclass
+class FolderSummary:
+    path: str
+    n_videos: int
+    n_done: int
+    n_errors: int
+    n_pending: int
+    n_missing: int
+    seconds: float
+
+
+@dataclass
+class LibraryStatus:
+    root: str
+    n_videos: int
+    n_done: int
+    n_errors: int
+    n_pending: int
+    n_missing: int
+    n_clips: int
+    seconds: float
+    active_model: str
+    device: str
+    folders: list[FolderSummary]
+
+
+class Library:
+    """A video library on disk plus the models that index and search it."""
+
+    def __init__(self, root: str | Path | None = None, device: str | None = None, model_name: str = "mmv-base"):
+        self.paths = LibraryPaths(resolve_library_dir(root)).ensure()
+        self.settings = Settings.load(self.paths.settings)
+        self.device_request = device or self.settings.device
+        self.model_name = model_name
+        self._model = None
+        self._model_lock = threading.Lock()
+        self._writer_lock = threading.Lock()
+        self.db = dbmod.connect(self.paths.db)
+        self._searcher = None
+
+    # ---- models -------------------------------------------------------------------------
+    @property
+    def active_model_id(self) -> str:
+        return dbmod.get_meta(self.db, "active_model", BASE_MODEL_ID) or BASE_MODEL_ID
+
+    def load_models(self):
+        """Load (once) the backbones and the active heads; returns the MMVModel. Slow the first time."""
+        with self._model_lock:
+            if self._model is None:
+                from engine.models.registry import load_active_model
+
+                self._model = load_active_model(self)
+            return self._model
+
+    @property
+    def models_loaded(self) -> bool:
+        return self._model is not None
+
+    def _reset_model(self) -> None:
+        """Forget the loaded heads and the searcher (after switching or training a model)."""
+        with self._model_lock:
+            self._model = None
+            self._searcher = None
+
+    # ---- indexing -----------------------------------------------------------------------
+    def index(self, paths: list[str | Path], token: CancelToken | None = None,
+              transcribe: bool | None = None) -> Iterator[Progress]:
+        """Add files/folders; a generator of Progress. Unchanged files are skipped."""
+        from engine.index.indexer import index_paths
+
+        if not self._writer_lock.acquire(blocking=False):
+            raise LibraryError("another job is already writing to this library")
+        try:
+            yield from index_paths(self, [Path(p) for p in paths], token or CancelToken(),
+                                   self.settings.transcribe if transcribe is None else transcribe)
+        finally:
+            self._writer_lock.release()
+            self._searcher = None  # pick up the new vectors
+
+    def remove(self, path: str | Path) -> int:
+        """Forget a file or every file under a folder. Returns how many videos were removed."""
+        from engine.index.store import remove_videos
+
+        with self._writer_lock:
+            n = remove_videos(self, Path(path))
+        self._searcher = None
+        return n
+
+    # ---- search -------------------------------------------------------------------------
+    def searcher(self):
+        from engine.search.searcher import Searcher
+
+        if self._searcher is None:
+            self._searcher = Searcher(self, self.load_models())
+        return self._searcher
+
+    def search_text(self, text: str, top_k: int = 20) -> SearchResult:
+        return self.searcher().search_text(text, top_k)
+
+    def search_audio(self, audio: str | Path | np.ndarray, top_k: int = 20, sample_rate: int = 16000) -> SearchResult:
+        return self.searcher().search_audio(audio, top_k, sample_rate)
+
+    def search_image(self, image: str | Path | np.ndarray, top_k: int = 20) -> SearchResult:
+        return self.searcher().search_image(image, top_k)
+
+    def search_like(self, clip_id: int, top_k: int = 20) -> SearchResult:
+        return self.searcher().search_like(clip_id, top_k)
+
+    # ---- inspection ---------------------------------------------------------------------
+    def videos(self, folder: str | Path | None = None) -> list[VideoRow]:
+        sql = ("SELECT v.id, v.path, v.status, v.error, v.duration, COUNT(c.id), v.has_audio, v.transcribed "
+               "FROM videos v LEFT JOIN clips c ON c.video_id = v.id")
+        args: list = []
+        if folder is not None:
+            prefix = str(Path(folder).expanduser().resolve()).rstrip("/") + "/"
+            sql += " WHERE v.path LIKE ? ESCAPE '\\'"
+            args.append(_like_prefix(prefix))
+        sql += " GROUP BY v.id ORDER BY v.path"
+        return [VideoRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), bool(r[7]))
+                for r in self.db.conn.execute(sql, args)]
+
+    def folders(self) -> list[FolderSummary]:
+        """Folders the user added (roots), with counts."""
+        roots = [r[0] for r in self.db.conn.execute("SELECT value FROM meta WHERE key LIKE 'root:%' ORDER BY value")]
+        out = []
+        for root in roots:
+            rows = self.videos(root) if Path(root).suffix == "" or Path(root).is_dir() else \
+                [v for v in self.videos() if v.path == root]
+            out.append(_summarise(root, rows))
+        return out
+
+    def status(self) -> LibraryStatus:
+        rows = self.videos()
+        s = _summarise(str(self.paths.root), rows)
+        n_clips = self.db.conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0]
+        device = self._model.device_note if self._model is not None else self.device_request
+        return LibraryStatus(str(self.paths.root), s.n_videos, s.n_done, s.n_errors, s.n_pending, s.n_missing,
+                             n_clips, s.seconds, self.active_model_id, device, self.folders())
+
+    def clip(self, clip_id: int) -> dict:
+        row = self.db.conn.execute(
+            "SELECT c.id, c.video_id, c.start, c.end, v.path FROM clips c JOIN videos v ON v.id = c.video_id "
+            "WHERE c.id = ?", (clip_id,)).fetchone()
+        if row is None:
+            from engine.errors import QueryError
+
+            raise QueryError(f"no clip with id {clip_id}")
+        return {"id": row[0], "video_id": row[1], "start": row[2], "end": row[3], "path": row[4]}
+
+    def thumbnail(self, path: str | Path, t: float, width: int = 320) -> Path:
+        """A JPEG of the frame at ``t`` seconds, cached in the library's thumbs/ folder."""
+        from engine.media.thumbnails import thumbnail
+
+        return thumbnail(Path(path), t, self.paths.thumbs_dir, width)
+
+    def save_settings(self) -> None:
+        self.settings.save(self.paths.settings)
+
+    def close(self) -> None:
+        try:
+            self.db.conn.close()
+        except Exception:  # noqa: BLE001 - closing twice is harmless
+            pass
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _summarise(path: str, rows: list[VideoRow]) -> FolderSummary:
+    count = lambda s: sum(1 for r in rows if r.status == s)
+    return FolderSummary(path, len(rows), count("done"), count("error"), count("pending"), count("missing"),
+                         sum(r.duration or 0.0 for r in rows if r.status == "done"))

@@ -1,0 +1,180 @@
+"""The library database: SQLite (WAL) through sqlite-utils. It is the source of truth.
+
+Tables
+------
+videos       one row per file: identity (path, size, mtime, partial hash), probe facts, status.
+clips        fixed windows of a video: (video_id, idx, start, end).
+features     per clip, the backbone outputs *before* the heads (frames x 1280 float16 vision,
+             768 float16 audio), so fine-tuning and re-projection never decode video again.
+embeddings   per clip, model id, space ('va' | 'vat') and modality ('video' | 'audio'):
+             an L2-normalised float32 vector. Every vector records the model it came from.
+models       every model the library has used: the packaged base and fine-tuned checkpoints.
+transcripts  speech ('said') and sound captions ('heard') with times, tied to clips; FTS5 over text.
+meta         key/value (schema version, active model id).
+
+Only one writer at a time (the indexer or the trainer); readers open their own connections.
+"""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import sqlite_utils
+
+from engine.errors import DiskFullError, LibraryError
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS videos (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    phash TEXT NOT NULL,
+    duration REAL,
+    width INTEGER, height INTEGER, fps REAL, rotation INTEGER DEFAULT 0,
+    has_audio INTEGER DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'pending',   -- pending | done | error | missing
+    error TEXT,
+    backbone_id TEXT,
+    clip_seconds REAL,
+    transcribed INTEGER DEFAULT 0,
+    added_at REAL, indexed_at REAL
+);
+CREATE INDEX IF NOT EXISTS videos_phash ON videos(phash);
+CREATE INDEX IF NOT EXISTS videos_status ON videos(status);
+CREATE TABLE IF NOT EXISTS clips (
+    id INTEGER PRIMARY KEY,
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    start REAL NOT NULL,
+    end REAL NOT NULL,
+    UNIQUE(video_id, idx)
+);
+CREATE TABLE IF NOT EXISTS features (
+    clip_id INTEGER PRIMARY KEY REFERENCES clips(id) ON DELETE CASCADE,
+    backbone_id TEXT NOT NULL,
+    n_frames INTEGER NOT NULL,
+    video BLOB NOT NULL,      -- float16 [n_frames, vision_dim]
+    audio BLOB                -- float16 [audio_dim], NULL when the clip has no sound
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    clip_id INTEGER NOT NULL REFERENCES clips(id) ON DELETE CASCADE,
+    model_id TEXT NOT NULL,
+    space TEXT NOT NULL,      -- va | vat
+    modality TEXT NOT NULL,   -- video | audio
+    vec BLOB NOT NULL,        -- float32, L2-normalised
+    PRIMARY KEY (clip_id, model_id, space, modality)
+);
+CREATE INDEX IF NOT EXISTS embeddings_model ON embeddings(model_id, space, modality);
+CREATE TABLE IF NOT EXISTS models (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    parent TEXT,
+    checkpoint TEXT,          -- path relative to the library's models/ dir; NULL for the base
+    created_at REAL,
+    info TEXT                 -- JSON: training config, metrics
+);
+CREATE TABLE IF NOT EXISTS transcripts (
+    id INTEGER PRIMARY KEY,
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,       -- said (speech) | heard (sound caption)
+    start REAL NOT NULL,
+    end REAL NOT NULL,
+    text TEXT NOT NULL,
+    words TEXT,               -- JSON [[word, start, end, prob], ...]
+    avg_logprob REAL, no_speech_prob REAL,
+    vec BLOB                  -- float32 text-tower embedding (384), for semantic matching
+);
+CREATE INDEX IF NOT EXISTS transcripts_video ON transcripts(video_id, start);
+"""
+
+FTS_SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS transcripts_fts USING fts5(
+    text, content='transcripts', content_rowid='id', tokenize='porter unicode61'
+);
+CREATE TRIGGER IF NOT EXISTS transcripts_ai AFTER INSERT ON transcripts BEGIN
+  INSERT INTO transcripts_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER IF NOT EXISTS transcripts_ad AFTER DELETE ON transcripts BEGIN
+  INSERT INTO transcripts_fts(transcripts_fts, rowid, text) VALUES('delete', old.id, old.text);
+END;
+CREATE TRIGGER IF NOT EXISTS transcripts_au AFTER UPDATE ON transcripts BEGIN
+  INSERT INTO transcripts_fts(transcripts_fts, rowid, text) VALUES('delete', old.id, old.text);
+  INSERT INTO transcripts_fts(rowid, text) VALUES (new.id, new.text);
+END;
+"""
+
+
+def connect(path: Path) -> sqlite_utils.Database:
+    """Open (and create or migrate) the library database."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.executescript(SCHEMA)
+        conn.executescript(FTS_SCHEMA)
+    except sqlite3.DatabaseError as exc:
+        raise LibraryError(f"cannot open library database {path}: {exc}") from exc
+    db = sqlite_utils.Database(conn)
+    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    if row is None:
+        conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    elif int(row[0]) > SCHEMA_VERSION:
+        raise LibraryError(f"library {path} was written by a newer mmvsearch (schema {row[0]})")
+    return db
+
+
+@contextmanager
+def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
+    """One atomic unit of work: all of it lands or none of it (a kill mid-way loses nothing)."""
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException as exc:
+        conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.OperationalError) and _is_disk_full(exc):
+            raise DiskFullError(f"the disk holding the library is full: {exc}") from exc
+        raise
+    else:
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            conn.execute("ROLLBACK")
+            if _is_disk_full(exc):
+                raise DiskFullError(f"the disk holding the library is full: {exc}") from exc
+            raise
+
+
+def _is_disk_full(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "disk is full" in text or "database or disk is full" in text or getattr(exc, "errno", None) == errno.ENOSPC
+
+
+def get_meta(db: sqlite_utils.Database, key: str, default: str | None = None) -> str | None:
+    row = db.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    return default if row is None else row[0]
+
+
+def set_meta(db: sqlite_utils.Database, key: str, value: str) -> None:
+    db.conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                    (key, value))
+
+
+def to_blob(array: np.ndarray, dtype: str = "float32") -> bytes:
+    return np.ascontiguousarray(array, dtype=dtype).tobytes()
+
+
+def from_blob(blob: bytes, dtype: str = "float32", shape: tuple[int, ...] | None = None) -> np.ndarray:
+    arr = np.frombuffer(blob, dtype=dtype)
+    return arr.reshape(shape) if shape is not None else arr

@@ -1,0 +1,92 @@
+"""Search results as *moments*: adjacent clip hits in one video merge into one time range."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ClipHit:
+    clip_id: int
+    video_id: int
+    start: float
+    end: float
+    score: float
+    reason: str = "seen"          # seen | heard | said
+    snippet: str | None = None    # matching transcript words, for 'said'/'heard'
+
+
+@dataclass
+class Moment:
+    video_id: int
+    path: str
+    start: float
+    end: float
+    score: float
+    clip_ids: list[int]
+    best_clip_id: int
+    best_time: float                      # where to start playing: start of the best clip
+    reasons: list[str] = field(default_factory=list)   # subset of seen / heard / said, best first
+    snippet: str | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "path": self.path, "start": round(self.start, 3), "end": round(self.end, 3),
+            "score": round(float(self.score), 4), "clip_ids": self.clip_ids, "best_clip_id": self.best_clip_id,
+            "video_id": self.video_id, "reasons": self.reasons, "snippet": self.snippet,
+        }
+
+
+@dataclass
+class SearchResult:
+    moments: list[Moment]
+    query_kind: str                       # text | audio | image | like | mic
+    transcript: str | None = None         # what the user said, for spoken queries
+    elapsed_s: float = 0.0
+    model_id: str = ""
+
+
+def merge_hits(hits: list[ClipHit], paths: dict[int, str], gap: float = 0.05, top_k: int = 20,
+               max_per_video: int = 3) -> list[Moment]:
+    """Merge hits that touch (within ``gap`` seconds) in the same video; rank moments by best score.
+
+    A moment's score is its best clip's score, so merging never inflates a long moment over a short
+    sharp one. At most ``max_per_video`` moments per video keep one long video from filling the page.
+    """
+    by_video: dict[int, list[ClipHit]] = {}
+    for h in hits:
+        by_video.setdefault(h.video_id, []).append(h)
+    moments: list[Moment] = []
+    for video_id, vh in by_video.items():
+        vh.sort(key=lambda h: h.start)
+        run: list[ClipHit] = []
+        for h in vh:
+            if run and h.start > max(r.end for r in run) + gap:
+                moments.append(_to_moment(run, paths[video_id]))
+                run = []
+            run.append(h)
+        if run:
+            moments.append(_to_moment(run, paths[video_id]))
+    moments.sort(key=lambda m: -m.score)
+    kept: list[Moment] = []
+    per_video: dict[int, int] = {}
+    for m in moments:
+        if per_video.get(m.video_id, 0) < max_per_video:
+            kept.append(m)
+            per_video[m.video_id] = per_video.get(m.video_id, 0) + 1
+        if len(kept) >= top_k:
+            break
+    return kept
+
+
+def _to_moment(run: list[ClipHit], path: str) -> Moment:
+    best = max(run, key=lambda h: h.score)
+    reason_score: dict[str, float] = {}
+    for h in run:
+        reason_score[h.reason] = max(reason_score.get(h.reason, -1e9), h.score)
+    reasons = sorted(reason_score, key=lambda r: -reason_score[r])
+    snippet = next((h.snippet for h in sorted(run, key=lambda h: -h.score) if h.snippet), None)
+    clip_ids = sorted({h.clip_id for h in run if h.clip_id >= 0})
+    return Moment(video_id=best.video_id, path=path, start=min(h.start for h in run), end=max(h.end for h in run),
+                  score=best.score, clip_ids=clip_ids, best_clip_id=best.clip_id, best_time=best.start,
+                  reasons=reasons, snippet=snippet)
