@@ -200,6 +200,32 @@ class Library:
         except Exception:  # noqa: BLE001 - closing twice is harmless
             pass
 
+    # ---- fine-tuning and model management (engine/train) --------------------------------
+    def train(self, token: CancelToken | None = None, **options) -> Iterator[Progress]:
+        """Fine-tune the heads on this library and switch to the result; a generator of Progress.
+        ``options``: see engine.train.trainer.TrainConfig (epochs, minutes, device, resume, ...)."""
+        from engine.train.trainer import train
+
+        if not self._writer_lock.acquire(blocking=False):
+            raise LibraryError("another job is already writing to this library")
+        try:
+            yield from train(self, token=token or CancelToken(), **options)
+        finally:
+            self._writer_lock.release()
+            self._searcher = None
+
+    def list_models(self) -> list[dict]:
+        from engine.train.models import list_models
+
+        return list_models(self)
+
+    def use_model(self, model_id: str) -> None:
+        """Switch (or revert) the active model; its embeddings and index files are kept per model."""
+        from engine.train.models import use_model
+
+        with self._writer_lock:
+            use_model(self, model_id)
+
 
 def _like_prefix(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

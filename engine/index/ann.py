@@ -74,6 +74,10 @@ class AnnIndex:
                 labels, dists = self._index.knn_query(np.asarray(vec, np.float32).reshape(1, -1), k=max(1, k // 2))
         return labels[0].astype(np.int64), (1.0 - dists[0]).astype(np.float32)
 
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return np.asarray(self._index.get_items(np.asarray(ids, np.int64)), np.float32)
+
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
@@ -99,3 +103,47 @@ class AnnIndex:
         index = cls(dim, capacity=max(1024, int(len(ids) * 1.3)))
         index.add(ids, vecs)
         return index
+
+
+def db_vectors(conn, model_id: str, space: str, modality: str,
+               exclude: set[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(clip ids, vectors) stored in SQLite for one index."""
+    ids, vecs = [], []
+    for cid, blob in conn.execute("SELECT clip_id, vec FROM embeddings WHERE model_id=? AND space=? AND modality=?",
+                                  (model_id, space, modality)):
+        if exclude is None or cid not in exclude:
+            ids.append(cid)
+            vecs.append(np.frombuffer(blob, np.float32))
+    if not ids:
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+    return np.asarray(ids, np.int64), np.stack(vecs)
+
+
+def open_index(conn, ann_dir: Path, model_id: str, space: str, modality: str, dim: int) -> AnnIndex:
+    """Load the index file and bring it in line with SQLite (add missing vectors, drop stale ids).
+
+    A missing or unreadable file is rebuilt from the database, which is always complete.
+    """
+    path = index_path(ann_dir, model_id, space, modality)
+    db_ids = {r[0] for r in conn.execute(
+        "SELECT clip_id FROM embeddings WHERE model_id=? AND space=? AND modality=?", (model_id, space, modality))}
+    index = None
+    if path.exists():
+        try:
+            index = AnnIndex.load(path, dim)
+        except LibraryError:
+            index = None
+    if index is not None and not set(index.ids().tolist()) <= db_ids:
+        index = None  # removed videos: rebuilding is cheaper than tracking deletions in hnswlib
+    if index is None:
+        ids, vecs = db_vectors(conn, model_id, space, modality)
+        index = AnnIndex.build(ids, vecs, dim) if len(ids) else AnnIndex(dim)
+        index.save(path)
+        return index
+    have = set(index.ids().tolist())
+    if len(db_ids) > len(have):
+        ids, vecs = db_vectors(conn, model_id, space, modality, exclude=have)
+        if len(ids):
+            index.add(ids, vecs)
+            index.save(path)
+    return index

@@ -5,7 +5,7 @@ Tables
 videos       one row per file: identity (path, size, mtime, partial hash), probe facts, status.
 clips        fixed windows of a video: (video_id, idx, start, end).
 features     per clip, the backbone outputs *before* the heads (frames x 1280 float16 vision,
-             768 float16 audio), so fine-tuning and re-projection never decode video again.
+             2048 float16 audio), so fine-tuning and re-projection never decode video again.
 embeddings   per clip, model id, space ('va' | 'vat') and modality ('video' | 'audio'):
              an L2-normalised float32 vector. Every vector records the model it came from.
 models       every model the library has used: the packaged base and fine-tuned checkpoints.
@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS features (
     backbone_id TEXT NOT NULL,
     n_frames INTEGER NOT NULL,
     video BLOB NOT NULL,      -- float16 [n_frames, vision_dim]
-    audio BLOB                -- float16 [audio_dim], NULL when the clip has no sound
+    audio BLOB                -- float16 [audio_dim = 2048], NULL when the clip has no sound
 );
 CREATE TABLE IF NOT EXISTS embeddings (
     clip_id INTEGER NOT NULL REFERENCES clips(id) ON DELETE CASCADE,

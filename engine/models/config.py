@@ -13,7 +13,8 @@ class ModelConfig:
     audio_backbone: str = "whisper-tiny.en-encoder"
     text_backbone: str = "all-MiniLM-L6-v2"
     vision_dim: int = 1280
-    audio_dim: int = 768          # Whisper encoder frames pooled: mean (384) + std (384)
+    audio_dim: int = 2048         # Whisper encoder mean+std (768) + spectrogram CNN (1280)
+    audio_split: int = 768        # where the two audio views meet (each is normalised on its own)
     text_dim: int = 384
     # Joint spaces (FAC): fine video-audio space and coarse video-audio-text space.
     va_dim: int = 512
@@ -29,7 +30,7 @@ class ModelConfig:
     @property
     def backbone_id(self) -> str:
         return (f"{self.vision_backbone}@{self.image_size}x{self.frames_per_clip}"
-                f"+{self.audio_backbone}@{self.sample_rate}+v1")
+                f"+{self.audio_backbone}+specnet@{self.sample_rate}+v2")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -2,7 +2,7 @@
 
 Shapes (N clips, T frames per clip):
     project_video(vfeat [N, T, 1280]) -> {"va": [N, 512], "vat": [N, 384]}
-    project_audio(afeat [N, 768])     -> {"va": [N, 512], "vat": [N, 384]}
+    project_audio(afeat [N, 2048])    -> {"va": [N, 512], "vat": [N, 384]}
     project_text(tfeat [N, 384])      -> [N, 384]  (vat)
 All outputs are L2-normalised.
 
@@ -88,8 +88,14 @@ class FACHeads(nn.Module):
         vat = F.normalize(self.conse(vfeat) + self.video_va_to_vat(va), dim=-1)
         return {"va": va, "vat": vat}
 
+    def audio_input(self, afeat: torch.Tensor) -> torch.Tensor:
+        """Centre, then give the Whisper and spectrogram-CNN parts equal weight (each unit length)."""
+        x = afeat.float() - self.audio_center
+        k = self.cfg.audio_split
+        return torch.cat([F.normalize(x[..., :k], dim=-1), F.normalize(x[..., k:], dim=-1)], dim=-1) / 2**0.5
+
     def project_audio(self, afeat: torch.Tensor) -> dict[str, torch.Tensor]:
-        va = F.normalize(self.audio_va(afeat.float() - self.audio_center), dim=-1)
+        va = F.normalize(self.audio_va(self.audio_input(afeat)), dim=-1)
         return {"va": va, "vat": F.normalize(self.audio_va_to_vat(va), dim=-1)}
 
     def project_text(self, tfeat: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""Modal-less dialogs: settings and fine-tuning."""

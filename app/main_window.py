@@ -1,0 +1,618 @@
+"""The main window: library on the left, results in the middle, the player on the right.
+
+Everything slow goes through :class:`app.workers.Workers`; this class only wires signals, keeps
+the small amount of UI state (search sequence numbers, the index queue) and draws.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QIcon,
+    QImage,
+    QKeySequence,
+    QPixmap,
+    QShortcut,
+    QShowEvent,
+)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QSplitter,
+    QStackedWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import desktop
+from app.format import span
+from app.icons import APP_ICON, icon
+from app.notifications import Notifier
+from app.widgets.library_panel import LibraryPanel, LibrarySnapshot, take_snapshot
+from app.widgets.player import PlayerPanel
+from app.widgets.results_grid import ResultsGrid
+from app.widgets.search_bar import SearchBar, query_kind_of
+from app.workers import JobWorker, Workers
+from engine.jobs import CancelToken, Progress
+from engine.search.moments import Moment, SearchResult
+
+log = logging.getLogger(__name__)
+ICON_PATH = APP_ICON
+DEBOUNCE_MS = 250
+
+
+class MainWindow(QMainWindow):
+    models_ready = Signal()
+    search_done = Signal(object)        # SearchResult shown (tests and the bench wait on it)
+    index_finished = Signal(str)        # 'done' | 'cancelled' | 'paused' | 'error'
+
+    def __init__(self, lib: Any, *, workers: Workers | None = None,
+                 recorder_factory: Callable[[], Any] | None = None, multimedia: bool = True,
+                 qsettings: QSettings | None = None, load_models: bool = True) -> None:
+        super().__init__()
+        self.lib = lib
+        self.workers = workers or Workers(parent=self)
+        self.qsettings = qsettings or QSettings("mmvsearch", "mmvsearch")
+        self.models_state = "idle"          # idle | loading | ready | failed
+        self.search_seq = 0
+        self.shown_seq = 0
+        self.last_query: tuple[str, Any] | None = None
+        self.last_result: SearchResult | None = None
+        self.index_job: JobWorker | None = None
+        self.index_queue: list[list[str]] = []
+        self.paused_paths: list[str] | None = None
+        self._pausing = False
+        self._thumb_job: JobWorker | None = None
+        self._snapshot_at = 0.0
+        self.finetune_dialog = None
+
+        self.setWindowTitle("mmvsearch")
+        if ICON_PATH.exists():
+            self.setWindowIcon(QIcon(str(ICON_PATH)))
+        self.setAcceptDrops(True)
+        self.resize(1280, 780)
+        self._build(recorder_factory, multimedia)
+        self._restore_state()
+        self.refresh_library()
+        self._load_models_on_show = load_models
+
+    # ---- layout --------------------------------------------------------------------------
+    def _build(self, recorder_factory: Callable[[], Any] | None, multimedia: bool) -> None:
+        central = QWidget()
+        v = QVBoxLayout(central)
+        v.setContentsMargins(8, 8, 8, 4)
+        self.search_bar = SearchBar(recorder_factory)
+        self.search_box = self.search_bar.box
+        v.addWidget(self.search_bar)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.library_panel = LibraryPanel()
+        self.results_stack = QStackedWidget()
+        self.message = QLabel()
+        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message.setWordWrap(True)
+        self.message.setTextFormat(Qt.TextFormat.RichText)
+        self.message.setStyleSheet("color: palette(placeholder-text); font-size: 15px; padding: 30px;")
+        self.grid = ResultsGrid()
+        self.results_stack.addWidget(self.message)
+        self.results_stack.addWidget(self.grid)
+        self.player = PlayerPanel(multimedia=multimedia)
+        self.splitter.addWidget(self.library_panel)
+        self.splitter.addWidget(self.results_stack)
+        self.splitter.addWidget(self.player)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 0)
+        self.splitter.setSizes([290, 560, 430])
+        v.addWidget(self.splitter, 1)
+        self.setCentralWidget(central)
+        self.notifier = Notifier(central)
+
+        tb = QToolBar("Main")
+        tb.setObjectName("main_toolbar")
+        tb.setMovable(False)
+        self.add_action = QAction("Add folder…", self, shortcut=QKeySequence("Ctrl+O"),
+                                  triggered=self.choose_folder)
+        self.settings_action = QAction("Settings…", self, shortcut=QKeySequence("Ctrl+,"),
+                                       triggered=self.open_settings)
+        self.finetune_action = QAction("Fine-tune…", self, triggered=self.open_finetune)
+        self.finetune_action.setEnabled(hasattr(self.lib, "train"))
+        self.finetune_action.setToolTip("Adapt the model to your library" if hasattr(self.lib, "train")
+                                        else "Adapt the model to your library (needs a newer engine)")
+        for a, name in ((self.add_action, "folder-add"), (self.settings_action, "settings"),
+                        (self.finetune_action, "finetune")):
+            a.setIcon(icon(name))
+            tb.addAction(a)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
+
+        self.model_label = QLabel()
+        self.model_busy = QProgressBar()
+        self.model_busy.setRange(0, 0)
+        self.model_busy.setMaximumWidth(90)
+        self.model_busy.setMaximumHeight(12)
+        self.model_busy.setVisible(False)
+        self.statusBar().addPermanentWidget(self.model_busy)
+        self.statusBar().addPermanentWidget(self.model_label)
+
+        # wiring
+        self.debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
+        self.debounce.timeout.connect(self.search_now)
+        self.search_box.textChanged.connect(self._on_text_changed)
+        self.search_box.returnPressed.connect(self._on_return)
+        self.search_box.down_pressed.connect(self._focus_results)
+        self.search_box.file_dropped.connect(self.search_file)
+        self.search_bar.open_query_file.connect(self.choose_query_file)
+        self.search_bar.mic.recorded.connect(lambda wave: self.run_search("mic", wave))
+        self.search_bar.mic.failed.connect(lambda exc: self.notifier.error("Microphone unavailable", exc))
+        self.grid.current_moment.connect(self._on_current_moment)
+        self.grid.activated_moment.connect(self.play)
+        self.player.more_like_this.connect(self.more_like_this)
+        self.player.open_external.connect(lambda m: desktop.open_in_system_player(m.path))
+        self.player.reveal.connect(lambda m: desktop.reveal_in_file_manager(m.path))
+        lp = self.library_panel
+        lp.add_folder.connect(self.choose_folder)
+        lp.rescan.connect(lambda folder: self.index_paths([folder]))
+        lp.remove.connect(self.remove_folder)
+        lp.pause.connect(self.pause_indexing)
+        lp.resume.connect(self.resume_indexing)
+        lp.cancel.connect(self.cancel_indexing)
+
+        for seq in ("Ctrl+F", "/"):
+            QShortcut(QKeySequence(seq), self, activated=self.focus_search)
+        QShortcut(QKeySequence("Ctrl+M"), self, activated=self.search_bar.mic.toggle)
+        # widget-scoped: Escape clears the box only while typing in it; Space plays/pauses from the grid
+        QShortcut(QKeySequence("Escape"), self.search_box, activated=self.search_box.clear,
+                  context=Qt.ShortcutContext.WidgetShortcut)
+        QShortcut(QKeySequence("Space"), self.grid, activated=self.player.toggle,
+                  context=Qt.ShortcutContext.WidgetShortcut)
+        self._update_message()
+
+    def focus_search(self) -> None:
+        self.search_box.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search_box.selectAll()
+
+    def _focus_results(self) -> None:
+        if self.grid.results.rowCount():
+            self.results_stack.setCurrentWidget(self.grid)
+            self.grid.setFocus()
+
+    # ---- persistence ---------------------------------------------------------------------
+    def _restore_state(self) -> None:
+        geo = self.qsettings.value("window/geometry")
+        if isinstance(geo, QByteArray | bytes):
+            self.restoreGeometry(geo)
+        st = self.qsettings.value("window/state")
+        if isinstance(st, QByteArray | bytes):
+            self.restoreState(st)
+        sp = self.qsettings.value("window/splitter")
+        if isinstance(sp, QByteArray | bytes):
+            self.splitter.restoreState(sp)
+
+    def _save_state(self) -> None:
+        self.qsettings.setValue("window/geometry", self.saveGeometry())
+        self.qsettings.setValue("window/state", self.saveState())
+        self.qsettings.setValue("window/splitter", self.splitter.saveState())
+        self.qsettings.setValue("library/last", str(self.lib.paths.root))
+        self.qsettings.sync()
+
+    # ---- models --------------------------------------------------------------------------
+    def load_models(self) -> None:
+        if self.models_state in ("loading", "ready"):
+            return
+        self.models_state = "loading"
+        self._show_model_state()
+        self.workers.call(self.lib.load_models, on_result=self._models_loaded, on_error=self._models_failed)
+
+    def _models_loaded(self, model: Any) -> None:
+        self.models_state = "ready"
+        self._show_model_state(model)
+        self.models_ready.emit()
+        if self.last_query is not None and self.shown_seq != self.search_seq:
+            self._update_message()
+
+    def _models_failed(self, exc: BaseException, tb: str) -> None:
+        self.models_state = "failed"
+        self._show_model_state()
+        self.notifier.error("The models could not be loaded", exc, tb)
+
+    def _show_model_state(self, model: Any = None) -> None:
+        self.model_busy.setVisible(self.models_state == "loading")
+        if self.models_state == "loading":
+            self.model_label.setText("Loading models…")
+        elif self.models_state == "ready":
+            model_id = getattr(model, "model_id", None) or getattr(self.lib, "active_model_id", "")
+            note = getattr(model, "device_note", None) or getattr(model, "device", "")
+            self.model_label.setText(f"Model {model_id} · {note}")
+        elif self.models_state == "failed":
+            self.model_label.setText("Models failed to load (see notification)")
+        else:
+            self.model_label.setText("")
+        self._update_message()
+
+    # ---- library -------------------------------------------------------------------------
+    def refresh_library(self) -> None:
+        """Re-read folders and errors in a worker (the indexer refreshes from its own thread)."""
+        if self.index_job is not None:
+            return  # the running job sends snapshots itself; one database user at a time
+        self.workers.call(take_snapshot, self.lib, on_result=self._on_snapshot,
+                          on_error=lambda exc, tb: self.notifier.error("Could not read the library", exc, tb))
+
+    def _on_snapshot(self, snap: LibrarySnapshot) -> None:
+        self.library_panel.set_snapshot(snap)
+        self.statusBar().showMessage(f"{snap.n_done} videos searchable" if snap.n_videos
+                                     else "Library is empty")
+        self._update_message()
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder of videos")
+        if folder:
+            self.index_paths([folder])
+
+    def index_paths(self, paths: list[str]) -> None:
+        """Index files/folders; queued when a job is already writing (the database has one writer)."""
+        paths = [str(Path(p).expanduser().resolve()) for p in paths]
+        if not paths:
+            return
+        if self.index_job is not None:
+            self.index_queue.append(paths)
+            self.notifier.info("Queued", f"{len(paths)} item(s) will be indexed after the current job.")
+            return
+        self.paused_paths = None
+        self.library_panel.job_started("Indexing " + ", ".join(Path(p).name for p in paths[:3])
+                                       + ("…" if len(paths) > 3 else ""))
+        job = JobWorker(lambda token, ps=paths: self.lib.index(ps, token), snapshot_fn=self._snapshot_in_job)
+        job.paths = paths  # type: ignore[attr-defined] - remembered for pause/resume
+        job.signals.progress.connect(self.library_panel.job_progress)
+        job.signals.snapshot.connect(self._on_snapshot)
+        job.signals.error.connect(lambda exc, tb: self.notifier.error("Indexing stopped", exc, tb))
+        job.signals.finished.connect(lambda j=job: self._index_done(j))
+        self.index_job = job
+        self._errors_before = sum(len(v) for v in self.library_panel.snapshot.errors.values())
+        self.workers.start(job)
+
+    def _snapshot_in_job(self, p: Progress) -> LibrarySnapshot | None:
+        """Runs in the indexing thread between two steps: refresh the panel at most twice a second."""
+        now = time.monotonic()
+        if now - self._snapshot_at < 0.5:
+            return None
+        self._snapshot_at = now
+        return take_snapshot(self.lib)
+
+    def _index_done(self, job: JobWorker) -> None:
+        self.index_job = None
+        state = "done"
+        if job.token.cancelled:
+            state = "paused" if self._pausing else "cancelled"
+        elif job.failure is not None:
+            state = "error"
+        self._pausing = False
+        if state == "paused":
+            self.paused_paths = job.paths  # type: ignore[attr-defined]
+            self.library_panel.job_paused()
+        else:
+            self.library_panel.job_finished()
+            if state == "cancelled":
+                self.notifier.info("Indexing cancelled", "Files indexed so far stay searchable.")
+        self.workers.call(take_snapshot, self.lib, on_result=lambda s: self._after_index_snapshot(s, state))
+        self.index_finished.emit(state)
+        if self.index_queue and state == "done":
+            self.index_paths(self.index_queue.pop(0))
+
+    def _after_index_snapshot(self, snap: LibrarySnapshot, state: str) -> None:
+        self._on_snapshot(snap)
+        errors = [v for vs in snap.errors.values() for v in vs]
+        if len(errors) > getattr(self, "_errors_before", 0):
+            details = "\n".join(f"{v.path}: {v.error}" for v in errors)
+            self.notifier.notify("warning", f"{len(errors)} file(s) could not be indexed",
+                                 "They are listed in red in the library panel.", details)
+        elif state == "done":
+            self.notifier.info("Indexing finished", f"{snap.n_done} videos are searchable.")
+
+    def pause_indexing(self) -> None:
+        if self.index_job is not None:
+            self._pausing = True
+            self.library_panel.job_stopping()
+            self.index_job.cancel()
+
+    def resume_indexing(self) -> None:
+        paths, self.paused_paths = self.paused_paths, None
+        if paths:
+            self.index_paths(paths)
+        else:
+            self.library_panel.job_finished()
+
+    def cancel_indexing(self) -> None:
+        self.index_queue.clear()
+        if self.index_job is not None:
+            self.library_panel.job_stopping()
+            self.index_job.cancel()
+        else:  # cancelling a paused job: forget it
+            self.paused_paths = None
+            self.library_panel.job_finished()
+
+    def remove_folder(self, folder: str) -> None:
+        if self.index_job is not None:
+            self.notifier.info("Busy", "Wait for indexing to finish (or cancel it) before removing a folder.")
+            return
+        if self.player.moment is not None and self.player.moment.path.startswith(folder.rstrip("/") + "/"):
+            self.player.stop()
+
+        def removed(n: int) -> None:
+            self.notifier.info("Removed", f"{n} video(s) from {folder} are no longer in the library.")
+            self.refresh_library()
+            if self.last_query is not None:
+                self.run_search(*self.last_query)
+        self.workers.call(
+            self.lib.remove, folder, on_result=removed,
+            on_error=lambda exc, tb: self.notifier.error("Could not remove the folder", exc, tb))
+
+    # ---- drops ---------------------------------------------------------------------------
+    def dragEnterEvent(self, e: QDragEnterEvent) -> None:
+        if e.mimeData().hasUrls() and any(u.isLocalFile() for u in e.mimeData().urls()):
+            e.acceptProposedAction()
+
+    def dropEvent(self, e: QDropEvent) -> None:
+        files = [u.toLocalFile() for u in e.mimeData().urls() if u.isLocalFile()]
+        e.acceptProposedAction()
+        self.handle_dropped(files)
+
+    def handle_dropped(self, files: list[str]) -> None:
+        """A single sound/picture is a query; anything else (folders, videos) is added to the library."""
+        if len(files) == 1 and not Path(files[0]).is_dir() and (kind := query_kind_of(files[0])):
+            self.search_file(files[0], kind)
+            return
+        self.index_paths(files)
+
+    # ---- search --------------------------------------------------------------------------
+    def _on_text_changed(self, text: str) -> None:
+        self.debounce.start()  # restart: search ~250 ms after the last key
+
+    def _on_return(self) -> None:
+        if self.debounce.isActive() or self.last_query != ("text", self.search_box.text().strip()):
+            self.debounce.stop()
+            self.search_now()
+        else:
+            self._focus_results()
+            m = self.grid.selected_moment()
+            if m is not None:
+                self.play(m)
+
+    def search_now(self) -> None:
+        text = self.search_box.text().strip()
+        if not text:
+            self.search_seq += 1          # drop whatever is in flight
+            self.last_query = None
+            self.grid.set_moments([])
+            self.search_bar.set_info("")
+            self._update_message()
+            return
+        self.run_search("text", text)
+
+    def search_file(self, path: str, kind: str) -> None:
+        self.search_box.blockSignals(True)
+        self.search_box.clear()
+        self.search_box.blockSignals(False)
+        self.run_search(kind, path)
+
+    def choose_query_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Search with a sound or a picture", "",
+            "Sounds and pictures (*.wav *.mp3 *.flac *.ogg *.m4a *.opus *.jpg *.jpeg *.png *.bmp *.webp)")
+        if path and (kind := query_kind_of(path)):
+            self.search_file(path, kind)
+
+    def more_like_this(self, m: Moment) -> None:
+        self.search_box.blockSignals(True)
+        self.search_box.clear()
+        self.search_box.blockSignals(False)
+        self.run_search("like", m)
+
+    def run_search(self, kind: str, query: Any) -> int:
+        """Start a search in a worker; only the newest one's results are ever shown."""
+        self.search_seq += 1
+        seq = self.search_seq
+        self.last_query = (kind, query)
+        fn = {
+            "text": lambda: self.lib.search_text(query),
+            "audio": lambda: self.lib.search_audio(query),
+            "mic": lambda: self.lib.search_audio(query),
+            "image": lambda: self.lib.search_image(query),
+            "like": lambda: self.lib.search_like(query.best_clip_id),
+        }[kind]
+        started = time.perf_counter()
+        self.search_bar.set_info(self._describe_query(kind, query) + " · searching…")
+        if self.models_state == "loading":
+            self.search_bar.set_info(self._describe_query(kind, query) + " · waiting for the models to load…")
+        # connect before start: a fast failure must not beat its own connection
+        self.workers.call(
+            fn, on_result=lambda r, s=seq, k=kind, q=query: self._on_results(s, k, q, r, started),
+            on_error=lambda exc, tb, s=seq: self._on_search_error(s, exc, tb))
+        return seq
+
+    def _describe_query(self, kind: str, query: Any) -> str:
+        if kind == "text":
+            return f"Text: “{html.escape(str(query))}”"
+        if kind in ("audio", "image"):
+            return f"{'Sound' if kind == 'audio' else 'Picture'}: {html.escape(Path(query).name)}"
+        if kind == "mic":
+            return f"Microphone: {len(query) / 16000:.1f} s"
+        if kind == "like":
+            return f"More like {html.escape(Path(query.path).name)} {span(query.start, query.end)}"
+        return kind
+
+    def _on_search_error(self, seq: int, exc: BaseException, tb: str) -> None:
+        if seq != self.search_seq:
+            return
+        self.search_bar.set_info("")
+        self.notifier.error("Search failed", exc, tb)
+        self._update_message()
+
+    def _on_results(self, seq: int, kind: str, query: Any, result: SearchResult, started: float) -> None:
+        if seq != self.search_seq:
+            return  # a newer query was typed meanwhile: never flash stale results
+        self.shown_seq = seq
+        self.last_result = result
+        info = self._describe_query(kind, query)
+        if result.transcript:
+            info = f"You said: <b>“{html.escape(result.transcript)}”</b>"
+        took = time.perf_counter() - started
+        self.search_bar.set_info(f"{info} · {len(result.moments)} moments in {took:.2f} s")
+        self.grid.set_moments(result.moments)
+        self._load_thumbnails(seq, result.moments)
+        self._update_message()
+        self.search_done.emit(result)
+
+    def _load_thumbnails(self, seq: int, moments: list[Moment]) -> None:
+        if self._thumb_job is not None:
+            self._thumb_job.cancel()
+        if not moments:
+            return
+        lib = self.lib
+
+        def thumbs(token: CancelToken) -> Iterator[Progress]:
+            for row, m in enumerate(moments):
+                token.raise_if_cancelled()
+                try:
+                    # QImage may be built off the GUI thread, QPixmap may not
+                    img = QImage(str(lib.thumbnail(m.path, m.best_time)))
+                except Exception as exc:
+                    log.debug("thumbnail failed for %s: %s", m.path, exc)
+                    continue
+                yield Progress("thumbnails", row + 1, len(moments), info={"row": row, "image": img})
+
+        job = JobWorker(thumbs)
+        job.signals.progress.connect(lambda p, s=seq: self._on_thumbnail(s, p))
+        self._thumb_job = job
+        self.workers.start(job)
+
+    def _on_thumbnail(self, seq: int, p: Progress) -> None:
+        if seq == self.shown_seq and not p.info["image"].isNull():
+            self.grid.results.set_thumbnail(p.info["row"], QPixmap.fromImage(p.info["image"]))
+
+    def _update_message(self) -> None:
+        """The empty states: say what to do next rather than showing a blank grid."""
+        snap = self.library_panel.snapshot
+        if self.grid.results.rowCount():
+            self.results_stack.setCurrentWidget(self.grid)
+            return
+        if not snap.folders and self.index_job is None:
+            text = ("<h2>Your video library is empty</h2>"
+                    "<p>Drop folders of videos anywhere on this window, or use <b>Add folder…</b>.</p>"
+                    "<p>Then describe a moment in words, record a sound with the microphone button, "
+                    "or drop a picture or a sound on the search box.</p>")
+        elif self.last_query is not None and self.shown_seq == self.search_seq:
+            text = ("<h3>No moments matched</h3><p>Try other words, or describe what can be seen or heard "
+                    "(“a dog barking”, “waves on a beach”).</p>")
+        elif self.last_query is not None:
+            text = "<h3>Searching…</h3>" + ("<p>The models are still loading; your search runs as soon as "
+                                            "they are ready.</p>" if self.models_state == "loading" else "")
+        else:
+            text = ("<h2>What are you looking for?</h2><p>Type a description (Ctrl+F or /), press the "
+                    "microphone (Ctrl+M) to say it or make the sound, or drop a picture or a sound file "
+                    "on the search box.</p>"
+                    "<p>Arrow keys move between results, Enter plays.</p>")
+            if self.models_state == "loading":
+                text += "<p><i>Loading models… you can already type.</i></p>"
+        self.message.setText(text)
+        self.results_stack.setCurrentWidget(self.message)
+
+    # ---- player --------------------------------------------------------------------------
+    def _on_current_moment(self, m: Moment | None) -> None:
+        if m is not None:
+            self.player.play_moment(m, autoplay=False)   # cue it up; Enter / double-click plays
+
+    def play(self, m: Moment) -> None:
+        self.player.play_moment(m, autoplay=True)
+
+    # ---- dialogs -------------------------------------------------------------------------
+    def open_settings(self) -> None:
+        from app.dialogs.settings import SettingsDialog
+
+        dlg = SettingsDialog(self.lib, self.workers, self)
+        if dlg.exec():
+            try:
+                dlg.apply()
+            except Exception as exc:
+                self.notifier.error("Settings were not saved", exc)
+                return
+            self.notifier.info("Settings saved", dlg.summary())
+            if dlg.library_changed():
+                self.switch_library(dlg.library_dir())
+
+    def switch_library(self, root: str) -> None:
+        if self.index_job is not None:
+            self.notifier.info("Busy", "Finish or cancel indexing before switching libraries.")
+            return
+        from engine.api import Library
+
+        try:
+            new = Library(root)
+        except Exception as exc:
+            self.notifier.error("Could not open the library", exc)
+            return
+        self.player.stop()
+        old, self.lib = self.lib, new
+        self.grid.set_moments([])
+        self.last_query = None
+        self.search_seq += 1
+        self.qsettings.setValue("library/last", str(new.paths.root))
+        self.workers.pool.waitForDone(10000)  # nothing may still use the old connection
+        old.close()
+        self.models_state = "idle"
+        self.refresh_library()
+        self.load_models()
+
+    def open_finetune(self) -> None:
+        if not hasattr(self.lib, "train"):
+            self.notifier.info("Not available yet", "Fine-tuning needs a newer engine.")
+            return
+        from app.dialogs.finetune import FinetuneDialog
+
+        if self.finetune_dialog is None:
+            self.finetune_dialog = FinetuneDialog(self.lib, self.workers, self)
+            self.finetune_dialog.model_changed.connect(self._on_model_changed)
+        self.finetune_dialog.show()
+        self.finetune_dialog.raise_()
+
+    def _on_model_changed(self, model_id: str) -> None:
+        self.model_label.setText(f"Model {model_id}")
+        if self.last_query is not None:
+            self.run_search(*self.last_query)
+
+    def showEvent(self, e: QShowEvent) -> None:
+        super().showEvent(e)
+        if self._load_models_on_show:
+            self._load_models_on_show = False
+            # Importing torch in a worker still takes the GIL for a second or two: start only once
+            # the window has had time to paint, so it is on screen before torch is even imported.
+            QTimer.singleShot(150, self.load_models)
+
+    # ---- shutdown ------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop timers, recording, playback and every worker; wait for the threads to end."""
+        self.debounce.stop()
+        self.search_bar.mic.cancel()
+        self.player.stop()
+        self.notifier.clear()
+        if self.finetune_dialog is not None:
+            self.finetune_dialog.stop()
+        self.workers.shutdown()
+
+    def closeEvent(self, e: QCloseEvent) -> None:
+        self._save_state()
+        self.shutdown()
+        super().closeEvent(e)

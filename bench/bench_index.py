@@ -1,0 +1,71 @@
+"""Indexing speed on ../shared/media: x real time, ratio to decoding alone, peak memory.
+
+Usage: python bench/bench_index.py [--library DIR] [--transcribe]
+Builds (or reuses, with --keep) a library of the shared videos used by the retrieval benchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import MEDIA, save, videos  # noqa: E402
+from engine.api import Library  # noqa: E402
+from engine.index.decode import decode_video  # noqa: E402
+from engine.jobs import CancelToken  # noqa: E402
+from engine.models.config import get_config  # noqa: E402
+
+DEFAULT_LIB = Path("/tmp/mmvsearch-bench-lib")
+
+
+def decode_only(paths: list[Path], clip_seconds: float) -> float:
+    cfg = get_config("mmv-base")
+    t0 = time.perf_counter()
+    for p in paths:
+        decode_video(p, clip_seconds, cfg.frames_per_clip, cfg.image_size, cfg.sample_rate)
+    return time.perf_counter() - t0
+
+
+def build_library(root: Path, transcribe: bool = False, fresh: bool = True) -> tuple[Library, dict]:
+    if fresh and root.exists():
+        shutil.rmtree(root)
+    lib = Library(root, device="cpu")
+    t0 = time.perf_counter()
+    lib.load_models()
+    load_s = time.perf_counter() - t0
+    paths = [MEDIA / v["path"] for v in videos()]
+    t0 = time.perf_counter()
+    last = None
+    for progress in lib.index(paths, CancelToken(), transcribe=transcribe):
+        last = progress
+    index_s = time.perf_counter() - t0
+    return lib, {"model_load_s": load_s, "index_s": index_s, "files": last.info.get("files_done", 0),
+                 "clips": last.info.get("clips", 0), "video_seconds": last.info.get("video_seconds", 0.0),
+                 "errors": last.info.get("errors", 0)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--library", type=Path, default=DEFAULT_LIB)
+    ap.add_argument("--transcribe", action="store_true")
+    args = ap.parse_args()
+    paths = [MEDIA / v["path"] for v in videos()]
+    lib, stats = build_library(args.library, transcribe=args.transcribe)
+    dec_s = decode_only(paths, lib.settings.clip_seconds)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out = {**stats, "decode_only_s": dec_s, "x_realtime": stats["video_seconds"] / stats["index_s"],
+           "decode_x_realtime": stats["video_seconds"] / dec_s, "index_over_decode": stats["index_s"] / dec_s,
+           "peak_rss_mb": peak_mb, "transcribe": args.transcribe}
+    print(save("index_transcribe" if args.transcribe else "index", out))
+    for k, v in out.items():
+        print(f"{k:>20}: {v:.3f}" if isinstance(v, float) else f"{k:>20}: {v}")
+
+
+if __name__ == "__main__":
+    main()

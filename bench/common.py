@@ -1,0 +1,76 @@
+"""Shared helpers for the benchmarks on ../shared/media (evaluation data only; never copied)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MEDIA = Path(os.environ.get("MMVSEARCH_MEDIA", ROOT.parent / "shared" / "media"))
+RESULTS = ROOT / "bench" / "results"
+
+# The ESC-50 classes that the issue names as shared with the videos, mapped to the video labels
+# that count as a hit. Used only for scoring.
+ESC_TO_VIDEO_LABELS = {
+    "dog": {"dog", "dog barking", "skateboarding dog", "walking the dog"},
+    "crying_baby": {"baby"},
+    "coughing": {"cough"},
+    "fireworks": {"fireworks"},
+    "clapping": {"applauding"},
+    "engine": {"car"},
+}
+
+
+def manifest() -> list[dict]:
+    with open(MEDIA / "MANIFEST.tsv") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def videos() -> list[dict]:
+    return [r for r in manifest() if r["kind"] == "video"]
+
+
+def esc50_meta() -> list[dict]:
+    """ESC-50 clips with class, fold and source recording (file name: fold-source-take-target)."""
+    rows = []
+    for r in manifest():
+        if r["path"].startswith("audio/esc50/"):
+            fold, source, _take, _target = Path(r["path"]).stem.split("-")
+            rows.append({"path": MEDIA / r["path"], "label": r["label"], "fold": int(fold),
+                         "source": f"{fold}-{source}"})
+    return rows
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}, no GPU" if os.cpu_count() else cpu
+
+
+def save(name: str, data: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **data}, indent=2))
+    return path
+
+
+def recall_at(ranks: list[int], k: int) -> float:
+    return sum(1 for r in ranks if r <= k) / max(1, len(ranks))
+
+
+def video_ranking(moments, n_videos: int) -> list[str]:
+    """Videos in order of their best moment (the first time each video appears)."""
+    seen: list[str] = []
+    for m in moments:
+        if m.path not in seen:
+            seen.append(m.path)
+    return seen

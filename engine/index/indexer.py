@@ -1,0 +1,182 @@
+"""The indexing job: a generator of Progress that honours a cancel token.
+
+Per video: decode (in a prefetch thread, overlapping the models), backbone features, heads,
+optional transcription, then one transaction (clips + features + vectors + status). A kill at any
+point leaves every video either done or pending; the next run resumes the pending ones. HNSW files
+are saved every few videos and at the end, and are re-synced from SQLite on open anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.errors import DiskFullError, MediaError
+from engine.index.ann import AnnIndex, open_index
+from engine.index.db import set_meta
+from engine.index.decode import DecodedVideo, decode_video
+from engine.index.scan import find_videos, plan_scan
+from engine.index.store import VideoResult, mark_error, write_video
+from engine.jobs import CancelToken, Progress
+
+if TYPE_CHECKING:
+    from engine.api import Library
+    from engine.models.mmv import MMVModel
+
+log = logging.getLogger(__name__)
+SAVE_EVERY = 10
+INDEXES = (("va", "video"), ("va", "audio"), ("vat", "video"), ("vat", "audio"))
+
+
+def index_paths(lib: Library, paths: list[Path], token: CancelToken, transcribe: bool) -> Iterator[Progress]:
+    yield Progress("scan", message="looking for videos")
+    files, problems = find_videos(paths, lib.settings.excluded_patterns)
+    roots = [p.expanduser().resolve() for p in paths if p.exists()]
+    for r in roots:
+        set_meta(lib.db, f"root:{r}", str(r))
+    cfg_name = lib.model_name
+    from engine.models.config import get_config
+
+    cfg = get_config(cfg_name)
+    plan = plan_scan(lib.db, files, roots, lib.settings.clip_seconds, cfg.backbone_id)
+    summary = {"files_total": len(plan.to_index), "files_found": len(files), "unchanged": plan.unchanged,
+               "moved": plan.moved, "missing": plan.missing, "problems": problems}
+    yield Progress("scan", 0, len(plan.to_index), "files", _scan_message(plan, len(files)), info=summary)
+    if not plan.to_index:
+        yield Progress("done", 0, 0, "files", "nothing new to index", info={**summary, "files_done": 0})
+        return
+    yield Progress("load", message="loading models")
+    model = lib.load_models()
+    transcriber = _transcriber(model) if transcribe else None
+    yield from _index_files(lib, model, plan.to_index, token, transcriber, summary)
+
+
+def _scan_message(plan, n_files: int) -> str:
+    parts = [f"{n_files} videos found", f"{len(plan.to_index)} to index"]
+    if plan.unchanged:
+        parts.append(f"{plan.unchanged} unchanged")
+    if plan.moved:
+        parts.append(f"{plan.moved} moved")
+    if plan.missing:
+        parts.append(f"{plan.missing} missing")
+    return ", ".join(parts)
+
+
+def _transcriber(model: MMVModel):
+    from engine.speech.transcribe import get_transcriber
+
+    return get_transcriber(model.device.type)
+
+
+def _open_indexes(lib: Library, model: MMVModel) -> dict[tuple[str, str], AnnIndex]:
+    dims = {"va": model.config.va_dim, "vat": model.config.vat_dim}
+    return {(s, m): open_index(lib.db.conn, lib.paths.ann_dir, model.model_id, s, m, dims[s]) for s, m in INDEXES}
+
+
+def _index_files(lib: Library, model: MMVModel, todo: list[tuple[int, Path]], token: CancelToken,
+                 transcriber, summary: dict) -> Iterator[Progress]:
+    cfg = model.config
+    clip_s = lib.settings.clip_seconds
+    indexes = _open_indexes(lib, model)
+    save_segments = _segment_writer(model) if transcriber is not None else None
+    stats = {"files_done": 0, "clips": 0, "video_seconds": 0.0, "errors": 0}
+    t0 = time.monotonic()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmv-decode")
+
+    def submit(i: int) -> Future | None:
+        if i >= len(todo):
+            return None
+        return pool.submit(decode_video, todo[i][1], clip_s, cfg.frames_per_clip, cfg.image_size, cfg.sample_rate)
+
+    try:
+        pending = submit(0)
+        for i, (video_id, path) in enumerate(todo):
+            if token.cancelled:
+                yield _progress("cancelled", stats, len(todo), t0, f"cancelled; {len(todo) - i} videos left",
+                                summary)
+                return
+            future, pending = pending, submit(i + 1)  # decode the next file while this one runs
+            yield _progress("index", stats, len(todo), t0, f"indexing {path.name}", summary, current=str(path))
+            try:
+                decoded = future.result()
+                result = _embed(model, video_id, decoded, transcriber)
+                clip_ids = write_video(lib, result, model.model_id, cfg.backbone_id, clip_s, save_segments)
+            except DiskFullError:
+                raise
+            except MediaError as exc:
+                mark_error(lib, video_id, str(exc))
+                stats["errors"] += 1
+            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the library
+                log.exception("indexing %s failed", path)
+                mark_error(lib, video_id, f"{type(exc).__name__}: {exc}")
+                stats["errors"] += 1
+            else:
+                _add_to_indexes(indexes, clip_ids, result)
+                stats["clips"] += len(clip_ids)
+                stats["video_seconds"] += decoded.info["duration"]
+            stats["files_done"] += 1
+            if stats["files_done"] % SAVE_EVERY == 0:
+                _save_indexes(lib, model, indexes)
+        yield _progress("done", stats, len(todo), t0, _done_message(stats), summary)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        _save_indexes(lib, model, indexes)
+
+
+def _embed(model: MMVModel, video_id: int, decoded: DecodedVideo, transcriber) -> VideoResult:
+    vfeat = model.video_features(decoded.frames)
+    pv = model.project_video(vfeat)
+    emb = {("va", "video"): pv["va"], ("vat", "video"): pv["vat"]}
+    afeat = None
+    if decoded.audio is not None:
+        afeat = model.audio_features(decoded.audio, decoded.windows)
+        pa = model.project_audio(afeat)
+        emb[("va", "audio")], emb[("vat", "audio")] = pa["va"], pa["vat"]
+    segments = None
+    if transcriber is not None:
+        segments = [] if decoded.audio is None else transcriber.transcribe(decoded.audio, model.config.sample_rate)
+    return VideoResult(video_id, decoded.windows, vfeat.numpy(), None if afeat is None else afeat.numpy(),
+                       emb, decoded.info, segments)
+
+
+def _segment_writer(model: MMVModel):
+    from engine.speech.store import save_segments
+
+    return lambda conn, video_id, segments: save_segments(conn, video_id, segments, model.text_features)
+
+
+def _add_to_indexes(indexes: dict, clip_ids: list[int], result: VideoResult) -> None:
+    import numpy as np
+
+    ids = np.asarray(clip_ids, np.int64)
+    for key, vecs in result.embeddings.items():
+        indexes[key].add(ids, vecs)
+
+
+def _save_indexes(lib: Library, model: MMVModel, indexes: dict) -> None:
+    from engine.index.ann import index_path
+
+    for (space, modality), index in indexes.items():
+        if index.ids().size:
+            index.save(index_path(lib.paths.ann_dir, model.model_id, space, modality))
+
+
+def _progress(stage: str, stats: dict, total: int, t0: float, message: str, summary: dict,
+              current: str | None = None) -> Progress:
+    elapsed = time.monotonic() - t0
+    done = stats["files_done"]
+    eta = None if done == 0 else elapsed / done * (total - done)
+    speed = stats["video_seconds"] / elapsed if elapsed > 0 else 0.0
+    info = {**summary, **stats, "elapsed_s": elapsed, "x_realtime": speed}
+    if current:
+        info["current"] = current
+    return Progress(stage, done, total, "files", message, eta, info)
+
+
+def _done_message(stats: dict) -> str:
+    msg = f"indexed {stats['files_done'] - stats['errors']} videos ({stats['clips']} clips)"
+    return msg + (f", {stats['errors']} could not be read" if stats["errors"] else "")

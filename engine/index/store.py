@@ -1,0 +1,80 @@
+"""Write one video's clips, backbone features and embeddings atomically; remove videos."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from engine.index.db import to_blob, transaction
+
+if TYPE_CHECKING:
+    from engine.api import Library
+
+
+@dataclass
+class VideoResult:
+    """Everything computed for one video, ready to be written in one transaction."""
+
+    video_id: int
+    windows: list[tuple[float, float]]
+    video_feats: np.ndarray              # float [N, T, 1280]
+    audio_feats: np.ndarray | None       # float [N, 2048] or None (no sound)
+    embeddings: dict[tuple[str, str], np.ndarray]   # (space, modality) -> [N, D]
+    info: dict                           # probe facts: duration, width, height, fps, rotation, has_audio
+    segments: list | None = None         # speech Segments, when transcription ran
+
+
+def write_video(lib: Library, result: VideoResult, model_id: str, backbone_id: str, clip_seconds: float,
+                save_segments=None) -> list[int]:
+    """Replace the video's clips and vectors and mark it done; returns the new clip ids."""
+    with transaction(lib.db) as conn:
+        conn.execute("DELETE FROM clips WHERE video_id=?", (result.video_id,))
+        clip_ids = []
+        for idx, (s, e) in enumerate(result.windows):
+            cur = conn.execute("INSERT INTO clips(video_id, idx, start, end) VALUES (?, ?, ?, ?)",
+                               (result.video_id, idx, s, e))
+            clip_ids.append(cur.lastrowid)
+        n_frames = result.video_feats.shape[1]
+        conn.executemany(
+            "INSERT INTO features(clip_id, backbone_id, n_frames, video, audio) VALUES (?, ?, ?, ?, ?)",
+            [(cid, backbone_id, n_frames, to_blob(result.video_feats[i], "float16"),
+              None if result.audio_feats is None else to_blob(result.audio_feats[i], "float16"))
+             for i, cid in enumerate(clip_ids)])
+        conn.executemany(
+            "INSERT INTO embeddings(clip_id, model_id, space, modality, vec) VALUES (?, ?, ?, ?, ?)",
+            [(cid, model_id, space, modality, to_blob(vecs[i]))
+             for (space, modality), vecs in result.embeddings.items() for i, cid in enumerate(clip_ids)])
+        if save_segments is not None and result.segments is not None:
+            save_segments(conn, result.video_id, result.segments)
+        info = result.info
+        conn.execute(
+            "UPDATE videos SET status='done', error=NULL, duration=?, width=?, height=?, fps=?, rotation=?, "
+            "has_audio=?, backbone_id=?, clip_seconds=?, transcribed=?, indexed_at=? WHERE id=?",
+            (info["duration"], info["width"], info["height"], info["fps"], info["rotation"],
+             int(result.audio_feats is not None), backbone_id, clip_seconds,
+             int(result.segments is not None), time.time(), result.video_id))
+    return clip_ids
+
+
+def mark_error(lib: Library, video_id: int, message: str) -> None:
+    with transaction(lib.db) as conn:
+        conn.execute("DELETE FROM clips WHERE video_id=?", (video_id,))
+        conn.execute("UPDATE videos SET status='error', error=?, indexed_at=? WHERE id=?",
+                     (message[:500], time.time(), video_id))
+
+
+def remove_videos(lib: Library, path: Path) -> int:
+    """Delete a file's or a folder's videos (clips, features, vectors cascade) and its root entry."""
+    p = str(path.expanduser().resolve())
+    prefix = p.rstrip("/") + "/"
+    with transaction(lib.db) as conn:
+        ids = [r[0] for r in conn.execute(
+            "SELECT id FROM videos WHERE path = ? OR substr(path, 1, ?) = ?", (p, len(prefix), prefix))]
+        conn.executemany("DELETE FROM videos WHERE id=?", [(i,) for i in ids])
+        conn.execute("DELETE FROM meta WHERE key = ? OR substr(key, 1, ?) = ?",
+                     (f"root:{p}", len("root:" + prefix), "root:" + prefix))
+    return len(ids)

@@ -1,0 +1,68 @@
+"""Read a video's facts (duration, size, frame rate, rotation, audio) without decoding it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+
+from engine.errors import MediaError, NoVideoStreamError
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    duration: float
+    width: int
+    height: int
+    fps: float
+    rotation: int
+    has_audio: bool
+    video_codec: str
+    audio_codec: str | None
+
+
+def probe(path: Path) -> VideoInfo:
+    """Facts from the container headers (PyAV). Raises MediaError for unreadable files."""
+    if not path.exists():
+        raise MediaError(f"file not found: {path}")
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.video:
+                raise NoVideoStreamError(f"no video stream in {path.name}")
+            vs = container.streams.video[0]
+            duration = _duration(container, vs)
+            fps = float(vs.average_rate or vs.guessed_rate or 0) or 25.0
+            audio = container.streams.audio[0] if container.streams.audio else None
+            rotation = _rotation(vs)
+            w, h = vs.codec_context.width, vs.codec_context.height
+            if rotation in (90, 270):
+                w, h = h, w
+            return VideoInfo(duration, w, h, fps, rotation, audio is not None, vs.codec_context.name,
+                             audio.codec_context.name if audio is not None else None)
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise MediaError(f"cannot read {path.name}: {exc}") from exc
+
+
+def _duration(container, vs) -> float:
+    if vs.duration is not None and vs.time_base is not None:
+        d = float(vs.duration * vs.time_base)
+        if d > 0:
+            return d
+    if container.duration is not None and container.duration > 0:
+        return container.duration / 1_000_000
+    if vs.frames and vs.average_rate:
+        return vs.frames / float(vs.average_rate)
+    return 0.0  # unknown: the frame reader measures it while decoding
+
+
+def _rotation(vs) -> int:
+    """Display rotation of phone videos from the legacy 'rotate' tag, in {0, 90, 180, 270}.
+
+    Newer files carry a display matrix instead; OpenCV applies either when decoding
+    (CAP_PROP_ORIENTATION_AUTO), and the frame reader reports what it applied.
+    """
+    try:
+        return int(float(vs.metadata.get("rotate", 0))) % 360
+    except (TypeError, ValueError):
+        return 0

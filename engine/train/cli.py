@@ -1,0 +1,138 @@
+"""CLI commands of fine-tuning: ``train``, ``models`` (list / ``use ID``) and ``eval``.
+
+Plugged into ``engine/cli.py`` through :func:`add_commands` and :func:`run_command`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+
+from engine.jobs import CancelToken, Progress
+
+
+def add_commands(sub) -> None:
+    tr = sub.add_parser("train", help="fine-tune the model on this library (self-supervised)")
+    limit = tr.add_mutually_exclusive_group()
+    limit.add_argument("--epochs", type=int, help="passes over the stored clips (default 30)")
+    limit.add_argument("--minutes", type=float, help="train for this long instead")
+    # dest differs from the global --device so an absent value here does not mask it.
+    tr.add_argument("--device", dest="train_device", choices=["auto", "cpu", "cuda", "mps"])
+    tr.add_argument("--deep", action="store_true", help="also unfreeze the last backbone blocks (GPU)")
+    tr.add_argument("--batch-size", type=int, default=64)
+    tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument(
+        "--weights",
+        type=float,
+        nargs=2,
+        default=(1.0, 1.0),
+        metavar=("NCE", "MILNCE"),
+        help="loss weights of video-audio NCE and video-narration MIL-NCE (MMV: 1 1 or 1 10)",
+    )
+    tr.add_argument("--gdt-shift", type=int, default=0, help="neighbouring clips up to N apart are positives")
+    tr.add_argument("--resume", action="store_true", help="continue an interrupted run")
+
+    mo = sub.add_parser("models", help="list the library's models, or switch with 'models use ID'")
+    mo_sub = mo.add_subparsers(dest="models_action")
+    use = mo_sub.add_parser("use", help="make a model the active one (revert to an earlier model)")
+    use.add_argument("model_id")
+
+    ev = sub.add_parser("eval", help="retrieval quality on a labelled folder (text->video, audio->video)")
+    ev.add_argument("--labels", required=True, help="TSV manifest with path, kind, label columns")
+    ev.add_argument("--json", action="store_true")
+
+
+def run_command(args, lib_factory: Callable) -> int | None:
+    if args.command == "train":
+        return _train(args, lib_factory())
+    if args.command == "models":
+        return _models(args, lib_factory())
+    if args.command == "eval":
+        return _eval(args, lib_factory())
+    return None
+
+
+def _train(args, lib) -> int:
+    token = CancelToken()
+    device = args.train_device or getattr(args, "device", None) or "auto"
+    try:
+        for progress in lib.train(
+            token,
+            epochs=args.epochs,
+            minutes=args.minutes,
+            device=device,
+            deep=args.deep,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            weights=tuple(args.weights),
+            gdt_shift=args.gdt_shift,
+            resume=args.resume,
+        ):
+            _draw(progress)
+            if progress.stage == "done":
+                _summary(progress)
+    except KeyboardInterrupt:
+        token.cancel()
+        raise
+    finally:
+        print(file=sys.stderr)
+    return 0
+
+
+def format_progress(p: Progress) -> str:
+    if p.stage != "train":
+        total = f" {int(p.done)}/{int(p.total)}" if p.total else ""
+        return f"{p.stage}{total} {p.message}".strip()
+    i = p.info
+    eta = "" if p.eta_s is None else f" ETA {int(p.eta_s) // 60}:{int(p.eta_s) % 60:02d}"
+    return (
+        f"step {int(p.done)}/{int(p.total)} epoch {i['epoch']} loss {i['loss']:.3f} "
+        f"(nce {i['loss_nce']:.3f}, milnce {i['loss_milnce']:.3f}) {i['clips_per_s']:.0f} clips/s{eta}"
+    )
+
+
+def _draw(p: Progress) -> None:
+    sys.stderr.write("\r\033[K" + format_progress(p)[:160])
+    sys.stderr.flush()
+
+
+def _summary(p: Progress) -> None:
+    m = p.info.get("metrics", {})
+    print(
+        f"\nnew model {p.info['model_id']} (parent {p.info['parent']}), "
+        f"trained {p.info['train_seconds']:.0f} s; "
+        f"self-check sound->picture R@1 (same video) {m.get('before', {}).get('a2v_r1_video')} -> "
+        f"{m.get('after', {}).get('a2v_r1_video')}",
+        file=sys.stderr,
+    )
+
+
+def _models(args, lib) -> int:
+    if args.models_action == "use":
+        lib.use_model(args.model_id)
+        print(f"now using {args.model_id}")
+        return 0
+    for m in lib.list_models():
+        mark = "*" if m["active"] else " "
+        steps = m["info"].get("steps")
+        extra = f"  parent {m['parent']}, {steps} steps" if m["parent"] else ""
+        print(f"{mark} {m['id']:<24} {m['name']}{extra}")
+    return 0
+
+
+def _eval(args, lib) -> int:
+    from engine.train.evaluate import evaluate
+
+    result = evaluate(lib, args.labels)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    t, a = result["text_to_video"], result["audio_to_video"]
+    print(f"model {result['model']}, {result['videos']} labelled videos")
+    print(
+        f"text -> video ({t['queries']} queries): "
+        f"R@1 {t['R@1']:.2f}  R@5 {t['R@5']:.2f}  R@10 {t['R@10']:.2f}"
+    )
+    print(f"audio -> video ({a['queries']} queries): R@1 {a['R@1']:.2f}  R@5 {a['R@5']:.2f}")
+    return 0

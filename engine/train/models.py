@@ -1,0 +1,106 @@
+"""The models a library has used: list them, and switch (or revert) the active one.
+
+Switching is cheap because every model keeps its own embeddings rows and HNSW files; only a
+missing index file (a cache) is rebuilt from SQLite before the switch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from engine.errors import ModelError
+from engine.index.db import get_meta, set_meta, transaction
+from engine.jobs import CancelToken
+from engine.train.reproject import build_indexes, count_features, reproject
+
+BASE_MODEL_ID = "mmv-base-v1"  # mirrors engine.api.BASE_MODEL_ID (imported lazily there)
+
+
+def _active(lib) -> str:
+    return get_meta(lib.db, "active_model", BASE_MODEL_ID) or BASE_MODEL_ID
+
+
+def list_models(lib) -> list[dict]:
+    """Every registered model, oldest first: id, name, parent, created_at, active, checkpoint, info."""
+    active = _active(lib)
+    rows = lib.db.conn.execute(
+        "SELECT id, name, parent, checkpoint, created_at, info FROM models ORDER BY created_at, id"
+    ).fetchall()
+    models = [
+        {
+            "id": r[0],
+            "name": r[1],
+            "parent": r[2],
+            "checkpoint": r[3],
+            "created_at": r[4],
+            "active": r[0] == active,
+            "info": json.loads(r[5]) if r[5] else {},
+        }
+        for r in rows
+    ]
+    if not any(m["id"] == BASE_MODEL_ID for m in models):
+        # The base model may not be registered in a library indexed before any training.
+        models.insert(
+            0,
+            {
+                "id": BASE_MODEL_ID,
+                "name": "packaged base model",
+                "parent": None,
+                "checkpoint": None,
+                "created_at": None,
+                "active": active == BASE_MODEL_ID,
+                "info": {},
+            },
+        )
+    return models
+
+
+def _model_dims(lib, model_id: str) -> dict[str, int]:
+    dims = {}
+    for space in ("va", "vat"):
+        row = lib.db.conn.execute(
+            "SELECT vec FROM embeddings WHERE model_id=? AND space=? LIMIT 1", (model_id, space)
+        ).fetchone()
+        dims[space] = len(row[0]) // 4 if row else {"va": 512, "vat": 384}[space]
+    return dims
+
+
+def use_model(lib, model_id: str) -> None:
+    """Make ``model_id`` the active model (rebuilding missing index files first)."""
+    known = {m["id"]: m for m in list_models(lib)}
+    if model_id not in known:
+        raise ModelError(f"no model {model_id!r} in this library; known: {', '.join(known)}")
+    checkpoint = known[model_id]["checkpoint"]
+    if checkpoint and not (Path(lib.paths.models_dir) / checkpoint).exists():
+        raise ModelError(
+            f"the checkpoint of {model_id} ({checkpoint}) is missing from {lib.paths.models_dir}"
+        )
+    missing = count_features(lib.db, missing_for=model_id)
+    for _ in build_indexes(
+        lib.db, Path(lib.paths.ann_dir), model_id, _model_dims(lib, model_id), only_missing=not missing
+    ):
+        pass  # index files are a cache: rebuild any that went missing before searches use them
+    with transaction(lib.db):
+        set_meta(lib.db, "active_model", model_id)
+    lib._reset_model()
+    if missing:
+        _catch_up(lib, model_id)
+
+
+def _catch_up(lib, model_id: str) -> None:
+    """Embed clips indexed while another model was active, with ``model_id``'s own heads."""
+    model = lib.load_models()  # the loader reads the heads of the (now active) model
+    for _ in reproject(
+        lib.db,
+        model.heads,
+        model_id,
+        backbone_id=model.config.backbone_id,
+        device=model.device,
+        token=CancelToken(),
+        only_missing=True,
+    ):
+        pass
+    for _ in build_indexes(lib.db, Path(lib.paths.ann_dir), model_id, _model_dims(lib, model_id)):
+        pass
+    lib._reset_model()

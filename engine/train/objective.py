@@ -1,0 +1,127 @@
+"""One training step's objective: NCE in S_va plus MIL-NCE in S_vat (and the audio bridge into
+S_vat), with queued negatives.
+
+The online heads embed the batch; the momentum copy embeds it again without gradients and those
+embeddings are pushed into the queues after the step (MoCo). Clips without audio skip NCE,
+clips without sentences skip MIL-NCE; a batch with neither gives a zero loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from engine.train.data import Batch
+from engine.train.losses import mil_nce, symmetric_nce
+from engine.train.queue import KeyedQueue, related_mask
+
+QUEUE_NAMES = ("video_va", "audio_va", "text_vat")
+
+
+@dataclass
+class StepLosses:
+    total: torch.Tensor
+    nce: float
+    milnce: float
+    bridge: float
+    keep: float
+
+
+def make_queues(size: int, va_dim: int, vat_dim: int, device: torch.device) -> dict[str, KeyedQueue]:
+    return {
+        "video_va": KeyedQueue(size, va_dim, device),
+        "audio_va": KeyedQueue(size, va_dim, device),
+        "text_vat": KeyedQueue(size, vat_dim, device),
+    }
+
+
+def _nce_term(video_va, audio_va, keys, queues, temperature, gdt_shift) -> torch.Tensor:
+    pos_mask = related_mask(keys, keys, gdt_shift)
+    queued_video, queue_keys = queues["video_va"].contents()
+    queued_audio, _ = queues["audio_va"].contents()
+    ok = ~related_mask(keys, queue_keys, gdt_shift)  # a clip (or its GDT neighbours) is no negative
+    return symmetric_nce(
+        video_va,
+        audio_va,
+        temperature,
+        pos_mask=pos_mask,
+        audio_negatives=queued_audio,
+        video_negatives=queued_video,
+        negatives_mask=ok,
+    )
+
+
+def _milnce_term(video_vat, text_vat, batch: Batch, queues, temperature) -> torch.Tensor:
+    queued_text, queue_keys = queues["text_vat"].contents()
+    same_sentence = (batch.text_ids[:, None] == queue_keys[None, :, 0]).float()  # [S_b, K]
+    ok = (batch.text_mask.float() @ same_sentence) == 0  # [B, K]
+    return mil_nce(
+        video_vat, text_vat, batch.text_mask, temperature, text_negatives=queued_text, negatives_mask=ok
+    )
+
+
+@dataclass
+class ExtraTerms:
+    """Weights of the two auxiliary terms, and the frozen parent heads the ``keep`` term needs."""
+
+    bridge: float = 1.0
+    keep: float = 1.0
+    parent: object | None = None
+
+
+def _keep_term(video_vat: torch.Tensor, parent, batch: Batch) -> torch.Tensor:
+    """Learning without forgetting (Li & Hoiem, 2016): mean cosine distance between the clips'
+    S_vat video vectors and the parent model's. Text queries reach videos through S_vat, and a
+    library's narration (often just "music") covers few of the words users will type, so this
+    keeps what the parent knew wherever the narration does not argue against it."""
+    with torch.no_grad():
+        target = parent.project_video(batch.video)["vat"].float()
+    return (1.0 - (video_vat.float() * target).sum(dim=-1)).mean()
+
+
+def step_losses(heads, batch: Batch, queues: dict[str, KeyedQueue], temperature, weights: tuple[float, float],
+                gdt_shift: int, extra: ExtraTerms | None = None) -> StepLosses:
+    """total = w_nce * NCE(S_va) + w_milnce * MIL-NCE(S_vat) + bridge(S_vat) + keep(S_vat).
+
+    The bridge is FAC's route for sound into the coarse space: audio reaches S_vat only through
+    S_va, and here (unlike video, whose S_vat vector starts as the text-aligned ConSE bridge) its
+    va -> vat map starts random. The bridge is an NCE that pulls a clip's audio S_vat vector to
+    its own video S_vat vector, video side detached so the text-aligned geometry does not move;
+    text -> sound ("heard") search then works by transitivity.
+    """
+    extra = extra or ExtraTerms()
+    video = heads.project_video(batch.video)
+    zero = video["va"].sum() * 0.0
+    nce = bridge = milnce = keep = zero
+    if len(batch.audio_rows) > 0:
+        audio = heads.project_audio(batch.audio)
+        keys = batch.keys[batch.audio_rows]
+        nce = _nce_term(video["va"][batch.audio_rows], audio["va"], keys, queues, temperature, gdt_shift)
+        if extra.bridge > 0 and len(batch.audio_rows) > 1:
+            pos_mask = related_mask(keys, keys, gdt_shift)
+            bridge = symmetric_nce(video["vat"][batch.audio_rows].detach(), audio["vat"], temperature,
+                                   pos_mask=pos_mask)
+    if batch.text_mask.any():
+        milnce = _milnce_term(video["vat"], heads.project_text(batch.text), batch, queues, temperature)
+    if extra.keep > 0 and extra.parent is not None:
+        keep = _keep_term(video["vat"], extra.parent, batch)
+    total = weights[0] * nce + weights[1] * milnce + extra.bridge * bridge + extra.keep * keep
+    return StepLosses(total, float(nce.detach()), float(milnce.detach()), float(bridge.detach()),
+                      float(keep.detach()))
+
+
+@torch.no_grad()
+def push_momentum_embeddings(twin, batch: Batch, queues: dict[str, KeyedQueue]) -> None:
+    """Embed the batch with the momentum heads and enqueue it (after the step, as in MoCo)."""
+    if queues["video_va"].size == 0:
+        return
+    if len(batch.audio_rows) > 0:
+        video = twin.project_video(batch.video[batch.audio_rows])
+        audio = twin.project_audio(batch.audio)
+        keys = batch.keys[batch.audio_rows]
+        queues["video_va"].push(video["va"], keys)
+        queues["audio_va"].push(audio["va"], keys)
+    if len(batch.text) > 0:
+        text_keys = torch.stack([batch.text_ids, torch.zeros_like(batch.text_ids)], dim=1)
+        queues["text_vat"].push(twin.project_text(batch.text), text_keys)

@@ -1,0 +1,89 @@
+"""Turn trained heads into a new, active model without ever leaving the library half-updated.
+
+Order: checkpoint file -> embeddings rows under the new id -> HNSW files in ann/<new id>/ ->
+one transaction that registers the model and switches ``meta.active_model``. Until that last
+transaction commits, searches keep using the previous model; if anything fails or is cancelled
+before it, the new rows and files are removed. The previous model's rows and files are kept, so
+``models use <previous id>`` reverts instantly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from engine.index.db import set_meta, transaction
+from engine.jobs import CancelToken, Progress
+from engine.train.checkpoint import save_heads
+from engine.train.reproject import build_indexes, discard_model_outputs, reproject
+
+
+def new_model_id(db, now: datetime | None = None) -> str:
+    """``ft-YYYYmmdd-HHMMSS`` (UTC), with a suffix if that second is already taken."""
+    stamp = (now or datetime.now(timezone.utc)).strftime("ft-%Y%m%d-%H%M%S")
+    model_id, n = stamp, 1
+    while db.conn.execute("SELECT 1 FROM models WHERE id = ?", (model_id,)).fetchone():
+        n += 1
+        model_id = f"{stamp}-{n}"
+    return model_id
+
+
+def register_and_activate(db, model_id: str, name: str, parent: str, checkpoint: str, info: dict) -> None:
+    """The single commit that makes a trained model the active one."""
+    with transaction(db) as conn:
+        conn.execute(
+            "INSERT INTO models(id, name, parent, checkpoint, created_at, info) VALUES (?, ?, ?, ?, ?, ?)",
+            (model_id, name, parent, checkpoint, time.time(), json.dumps(info)),
+        )
+        set_meta(db, "active_model", model_id)
+
+
+def publish(lib, heads, report: dict, *, token: CancelToken, device: torch.device) -> Iterator[Progress]:
+    model_id = new_model_id(lib.db)
+    cfg = heads.cfg
+    checkpoint = f"{model_id}.pt"
+    checkpoint_path = Path(lib.paths.models_dir) / checkpoint
+    save_heads(
+        checkpoint_path,
+        heads,
+        model_id,
+        cfg.name,
+        {"parent": report["parent"], "backbone_id": cfg.backbone_id},
+    )
+    try:
+        yield from reproject(lib.db, heads, model_id, backbone_id=cfg.backbone_id, device=device, token=token)
+        yield from build_indexes(
+            lib.db, Path(lib.paths.ann_dir), model_id, {"va": cfg.va_dim, "vat": cfg.vat_dim}, token=token
+        )
+        token.raise_if_cancelled()
+        name = f"fine-tuned {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+        register_and_activate(
+            lib.db,
+            model_id,
+            name,
+            report["parent"],
+            checkpoint,
+            {**report, "config_name": cfg.name, "backbone_id": cfg.backbone_id},
+        )
+    except BaseException:
+        discard_model_outputs(lib.db, Path(lib.paths.ann_dir), model_id)
+        checkpoint_path.unlink(missing_ok=True)
+        raise
+    lib._reset_model()
+    yield Progress(
+        stage="done",
+        done=1,
+        total=1,
+        message=f"now using {model_id}",
+        info={
+            "model_id": model_id,
+            "parent": report["parent"],
+            "metrics": report["metrics"],
+            "train_seconds": report["train_seconds"],
+        },
+    )

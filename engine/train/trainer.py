@@ -1,0 +1,328 @@
+"""Self-supervised fine-tuning of the FAC heads on the features stored in a library.
+
+``train(lib, ...)`` is a generator of Progress: it trains a copy of the active heads (NCE in S_va
+between a clip's picture and sound, MIL-NCE in S_vat between its picture and the sentences said or
+heard around it), checkpoints so a crashed run resumes, then publishes a new model (re-projected
+embeddings, new HNSW files, one-transaction switch; see ``publish.py``). The active model is never
+modified in place, so the previous one stays available.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from engine.device import resolve_device
+from engine.errors import TrainingError
+from engine.jobs import CancelToken, Progress
+from engine.train.checkpoint import atomic_torch_save, load_checkpoint
+from engine.train.data import TrainingData, epoch_order, load_training_data, make_batch
+from engine.train.objective import ExtraTerms, make_queues, push_momentum_embeddings, step_losses
+from engine.train.queue import ema_update, momentum_copy
+from engine.train.schedule import lr_factor
+
+RESUME_FILE = "train-resume.pt"
+DEFAULT_EPOCHS = 30
+
+
+@dataclass
+class TrainConfig:
+    epochs: int | None = None
+    minutes: float | None = None
+    device: str = "auto"
+    deep: bool = False
+    batch_size: int = 64
+    lr: float = 1e-3
+    weights: tuple[float, float] = (1.0, 1.0)  # (NCE in S_va, MIL-NCE in S_vat); MMV used 1:1 and 10:1
+    queue_size: int = 4096
+    momentum: float = 0.99
+    gdt_shift: int = 0  # >0: clips up to this many positions apart in a video are positives
+    sentence_window: float = 2.0  # seconds around a clip in which a sentence counts as its narration
+    bridge_weight: float = 1.0   # audio -> S_vat bridge (see objective.step_losses)
+    keep_weight: float = 1.0     # stay near the parent's S_vat video vectors (objective._keep_term)
+    # The text head maps every future query, so by default it keeps the text tower's geometry
+    # and only the video/audio side moves: fitting it to a few hundred sentences of one library
+    # would bend the space for all the queries those sentences do not cover.
+    train_text_head: bool = False
+    learn_temperature: bool = False
+    weight_decay: float = 0.0
+    warmup: float = 0.1
+    checkpoint_every: int = 50
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs is None and self.minutes is None:
+            self.epochs = DEFAULT_EPOCHS
+        if self.batch_size < 2:
+            raise TrainingError("batch_size must be at least 2 (a contrastive loss needs negatives)")
+        if (self.epochs is not None and self.epochs <= 0) or (self.minutes is not None and self.minutes <= 0):
+            raise TrainingError("epochs and minutes must be positive")
+        self.weights = (float(self.weights[0]), float(self.weights[1]))
+
+
+@dataclass
+class RunState:
+    """Everything a resumed run needs besides the data."""
+
+    step: int = 0
+    elapsed_s: float = 0.0
+    history: list[dict] = field(default_factory=list)
+
+
+def train(lib, *, token: CancelToken, resume: bool = False, **options) -> Iterator[Progress]:
+    """Fine-tune the active heads on ``lib``'s stored features and switch to the result.
+
+    ``options`` are the fields of :class:`TrainConfig` (epochs, minutes, device, deep, batch_size,
+    lr, weights, ...). Yields Progress (stage "train", then "reproject", "index", "done");
+    raises :class:`~engine.errors.Cancelled` when ``token`` is set and TrainingError on bad input.
+    """
+    cfg = TrainConfig(**options)
+    if cfg.deep:
+        raise TrainingError(
+            "deep mode (unfreezing the last backbone blocks and decoding clips again) is not "
+            "available in this version; train the heads on stored features instead"
+        )
+    base = lib.load_models()
+    choice = resolve_device(cfg.device)
+    device = choice.device
+    yield Progress(stage="prepare", message=f"loading stored features ({choice.note})")
+    data = load_training_data(
+        lib.db,
+        backbone_id=base.config.backbone_id,
+        vision_dim=base.config.vision_dim,
+        audio_dim=base.config.audio_dim,
+        text_dim=base.config.text_dim,
+        window=cfg.sentence_window,
+    )
+    if int(data.has_audio.sum()) < 2 and not any(len(s) for s in data.clip_sentences):
+        raise TrainingError("nothing to learn from: fewer than two clips with sound and no transcripts")
+    heads = copy.deepcopy(base.heads).to(device)
+    resume_path = Path(lib.paths.models_dir) / RESUME_FILE
+    if resume and resume_path.exists():
+        checkpoint = load_checkpoint(resume_path)
+        run = _Run(_saved_config(checkpoint, cfg.device), heads, data, device, base.model_id)
+        run.restore(checkpoint)
+        yield Progress(stage="prepare", message=f"resuming the interrupted run at step {run.state.step}")
+    else:
+        run = _Run(cfg, heads, data, device, base.model_id)
+        run.calibrate_centres()
+    yield from run.loop(token, resume_path)
+    from engine.train.publish import publish
+
+    yield from publish(lib, run.heads, run.report(), token=token, device=device)
+    resume_path.unlink(missing_ok=True)
+
+
+def _saved_config(checkpoint: dict, device: str) -> TrainConfig:
+    """A resumed run continues the interrupted run's schedule; only the device may change."""
+    saved = checkpoint["config"]
+    return TrainConfig(**{**saved, "weights": tuple(saved["weights"]), "device": device})
+
+
+class _Run:
+    """The mutable state of one training run, with its loop and its resumable checkpoint."""
+
+    def __init__(self, cfg: TrainConfig, heads, data: TrainingData, device: torch.device, parent_id: str):
+        self.cfg, self.heads, self.data, self.device, self.parent_id = cfg, heads, data, device, parent_id
+        heads.log_temperature.requires_grad_(cfg.learn_temperature)
+        heads.text_vat.requires_grad_(cfg.train_text_head)
+        self.twin = momentum_copy(heads)
+        # The parent as loaded (before calibration): the reference of the ``keep`` term.
+        self.extra_terms = ExtraTerms(cfg.bridge_weight, cfg.keep_weight, momentum_copy(heads))
+        self.params = [p for p in heads.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        hc = heads.cfg
+        # A queue longer than the library would hold several stale copies of every clip.
+        self.queues = make_queues(
+            min(cfg.queue_size, max(0, len(data) - cfg.batch_size)), hc.va_dim, hc.vat_dim, device
+        )
+        self.amp_dtype, self.scaler = _mixed_precision(device)
+        self.state = RunState()
+        self.steps_per_epoch = len(epoch_order(data, cfg.batch_size, 0, cfg.seed, cfg.gdt_shift))
+        self.metrics_before: dict = {}
+
+    # ---- set-up ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def calibrate_centres(self) -> None:
+        """Unsupervised calibration: centre the features on the library's own mean."""
+        self.heads.video_center.copy_(self.data.video.float().mean(dim=(0, 1)).to(self.device))
+        if bool(self.data.has_audio.any()):
+            self.heads.audio_center.copy_(
+                self.data.audio[self.data.has_audio].float().mean(dim=0).to(self.device)
+            )
+        ema_update(self.twin, self.heads, momentum=0.0)
+        self.metrics_before = self_retrieval(self.heads, self.data, self.device)
+
+    def restore(self, ckpt: dict) -> None:
+        if ckpt.get("parent_id") != self.parent_id:
+            raise TrainingError(
+                f"the interrupted run fine-tuned {ckpt.get('parent_id')!r}, but the active model "
+                f"is {self.parent_id!r}; start a new run instead of resuming"
+            )
+        self.heads.load_state_dict(ckpt["heads"])
+        self.twin.load_state_dict(ckpt["twin"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        for name, queue in self.queues.items():
+            queue.load_state_dict(ckpt["queues"][name])
+        self.state = RunState(int(ckpt["step"]), float(ckpt["elapsed_s"]), list(ckpt["history"]))
+        self.metrics_before = dict(ckpt["metrics_before"])
+
+    def save_resume(self, path: Path) -> None:
+        atomic_torch_save(
+            {
+                "format": 1,
+                "parent_id": self.parent_id,
+                "config": {**asdict(self.cfg), "weights": list(self.cfg.weights)},
+                "step": self.state.step,
+                "elapsed_s": self.state.elapsed_s,
+                "history": self.state.history,
+                "heads": self.heads.state_dict(),
+                "twin": self.twin.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "queues": {n: q.state_dict() for n, q in self.queues.items()},
+                "metrics_before": self.metrics_before,
+            },
+            path,
+        )
+
+    # ---- the loop -------------------------------------------------------------------------
+    def total_steps(self) -> int | None:
+        return None if self.cfg.epochs is None else self.cfg.epochs * self.steps_per_epoch
+
+    def progress(self) -> float:
+        """Fraction of the run done: by steps, by time, or whichever limit comes first."""
+        fractions = []
+        if self.total_steps():
+            fractions.append(self.state.step / self.total_steps())
+        if self.cfg.minutes is not None:
+            fractions.append(self.state.elapsed_s / (60.0 * self.cfg.minutes))
+        return max(fractions)
+
+    def loop(self, token: CancelToken, resume_path: Path) -> Iterator[Progress]:
+        started, rate = time.perf_counter() - self.state.elapsed_s, None
+        while self.progress() < 1.0:
+            epoch, position = divmod(self.state.step, self.steps_per_epoch)
+            rows = epoch_order(self.data, self.cfg.batch_size, epoch, self.cfg.seed, self.cfg.gdt_shift)[
+                position
+            ]
+            token.raise_if_cancelled()
+            t0 = time.perf_counter()
+            record = self.one_step(make_batch(self.data, rows, self.device), self.progress())
+            now = time.perf_counter()
+            self.state.step += 1
+            self.state.elapsed_s = now - started
+            speed = len(rows) / max(now - t0, 1e-6)
+            rate = speed if rate is None else 0.9 * rate + 0.1 * speed  # smoothed clips/s for the ETA
+            self.state.history.append({**record, "step": self.state.step, "epoch": epoch})
+            if self.state.step % self.cfg.checkpoint_every == 0:
+                self.save_resume(resume_path)
+            yield self._progress_report(record, epoch, rate)
+
+    def one_step(self, batch, progress: float) -> dict:
+        lr = self.cfg.lr * lr_factor(progress, self.cfg.warmup)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.heads.train()
+        temperature = self.heads.log_temperature.exp().clamp(0.01, 1.0)
+        with _autocast(self.device, self.amp_dtype):
+            losses = step_losses(self.heads, batch, self.queues, temperature, self.cfg.weights,
+                                 self.cfg.gdt_shift, self.extra_terms)
+        self.optimizer.zero_grad(set_to_none=True)
+        if losses.total.requires_grad:
+            self.scaler.scale(losses.total).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        ema_update(self.twin, self.heads, self.cfg.momentum)
+        with _autocast(self.device, self.amp_dtype):
+            push_momentum_embeddings(self.twin, batch, self.queues)
+        return {
+            "loss": float(losses.total.detach()),
+            "loss_nce": losses.nce,
+            "loss_milnce": losses.milnce,
+            "loss_bridge": losses.bridge,
+            "loss_keep": losses.keep,
+            "lr": lr,
+            "temperature": float(temperature.detach()),
+        }
+
+    def _progress_report(self, record: dict, epoch: int, rate: float) -> Progress:
+        fraction = self.progress()
+        total = self.total_steps() or max(self.state.step, round(self.state.step / max(fraction, 1e-9)))
+        eta = self.state.elapsed_s * (1.0 - fraction) / max(fraction, 1e-9)
+        info = {**record, "clips_per_s": rate, "epoch": epoch + 1, "queue": len(self.queues["audio_va"]),
+                "elapsed_s": self.state.elapsed_s}
+        return Progress(
+            stage="train",
+            done=self.state.step,
+            total=total,
+            unit="steps",
+            eta_s=eta,
+            info=info,
+            message=f"epoch {epoch + 1}: loss {record['loss']:.3f}",
+        )
+
+    def report(self) -> dict:
+        """What the published model records about its training (JSON-serialisable)."""
+        return {
+            "parent": self.parent_id,
+            "config": {**asdict(self.cfg), "weights": list(self.cfg.weights)},
+            "data": self.data.summary(),
+            "steps": self.state.step,
+            "train_seconds": round(self.state.elapsed_s, 2),
+            "history": downsample(self.state.history, 500),
+            "device": str(self.device),
+            "metrics": {
+                "before": self.metrics_before,
+                "after": self_retrieval(self.heads, self.data, self.device),
+            },
+        }
+
+
+def _mixed_precision(device: torch.device) -> tuple[torch.dtype | None, torch.amp.GradScaler]:
+    """bf16 autocast where the GPU supports it, else fp16 with loss scaling; full precision on CPU."""
+    if device.type != "cuda":
+        return None, torch.amp.GradScaler("cpu", enabled=False)
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16, torch.amp.GradScaler("cuda", enabled=False)
+    return torch.float16, torch.amp.GradScaler("cuda", enabled=True)
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def downsample(history: list[dict], limit: int) -> list[dict]:
+    if len(history) <= limit:
+        return history
+    stride = len(history) / limit
+    return [history[int(i * stride)] for i in range(limit)] + [history[-1]]
+
+
+@torch.no_grad()
+def self_retrieval(heads, data: TrainingData, device: torch.device, limit: int = 2000) -> dict:
+    """Sound -> picture retrieval among the library's own clips (no labels): is the true clip's
+    video (R@1 clip) or any clip of the same video (R@1 video) ranked first for each clip's audio?"""
+    rows = torch.nonzero(data.has_audio).flatten()[:limit]
+    if len(rows) < 2:
+        return {}
+    heads.eval()
+    video = heads.project_video(data.video[rows].to(device))["va"].float()
+    audio = heads.project_audio(data.audio[rows].to(device))["va"].float()
+    best = (audio @ video.T).argmax(dim=1).cpu()
+    same_clip = best == torch.arange(len(rows))
+    same_video = data.keys[rows][best, 0] == data.keys[rows][:, 0]
+    return {
+        "clips": len(rows),
+        "a2v_r1_clip": round(float(same_clip.float().mean()), 4),
+        "a2v_r1_video": round(float(same_video.float().mean()), 4),
+    }
