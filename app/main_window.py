@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import desktop
+from app.folder_watcher import FolderWatcher
 from app.format import span
 from app.icons import APP_ICON, icon
 from app.notifications import Notifier
@@ -87,6 +88,9 @@ class MainWindow(QMainWindow):
         self.resize(1280, 780)
         self._build(recorder_factory, multimedia)
         self._restore_state()
+        self.watcher = FolderWatcher(parent=self)
+        self.watcher.changed.connect(self._on_folder_changed)
+        self.apply_watch_setting()
         self.refresh_library()
         self._load_models_on_show = load_models
 
@@ -251,7 +255,9 @@ class MainWindow(QMainWindow):
         self.workers.call(take_snapshot, self.lib, on_result=self._on_snapshot,
                           on_error=lambda exc, tb: self.notifier.error("Could not read the library", exc, tb))
 
-    def _on_snapshot(self, snap: LibrarySnapshot) -> None:
+    def _on_snapshot(self, snap: LibrarySnapshot | None) -> None:
+        if snap is None:
+            return
         self.library_panel.set_snapshot(snap)
         self.statusBar().showMessage(f"{snap.n_done} videos searchable" if snap.n_videos
                                      else "Library is empty")
@@ -272,6 +278,13 @@ class MainWindow(QMainWindow):
             self.notifier.info("Queued", f"{len(paths)} item(s) will be indexed after the current job.")
             return
         self.paused_paths = None
+        watched = getattr(self.lib.settings, "watch_folders", None)
+        if watched:   # watching is on: folders added from now on are watched too
+            new = [p for p in paths if Path(p).is_dir() and p not in watched]
+            if new:
+                watched.extend(new)
+                self.lib.save_settings()
+                self.apply_watch_setting()
         self.library_panel.job_started("Indexing " + ", ".join(Path(p).name for p in paths[:3])
                                        + ("…" if len(paths) > 3 else ""))
         job = JobWorker(lambda token, ps=paths: self.lib.index(ps, token), snapshot_fn=self._snapshot_in_job)
@@ -284,10 +297,11 @@ class MainWindow(QMainWindow):
         self._errors_before = sum(len(v) for v in self.library_panel.snapshot.errors.values())
         self.workers.start(job)
 
-    def _snapshot_in_job(self, p: Progress) -> LibrarySnapshot | None:
-        """Runs in the indexing thread between two steps: refresh the panel at most twice a second."""
+    def _snapshot_in_job(self, p: Progress | None) -> LibrarySnapshot | None:
+        """Runs in the indexing thread between two steps: refresh the panel at most twice a second
+        (and always once at the end, ``p is None``)."""
         now = time.monotonic()
-        if now - self._snapshot_at < 0.5:
+        if p is not None and now - self._snapshot_at < 0.5:
             return None
         self._snapshot_at = now
         return take_snapshot(self.lib)
@@ -307,13 +321,14 @@ class MainWindow(QMainWindow):
             self.library_panel.job_finished()
             if state == "cancelled":
                 self.notifier.info("Indexing cancelled", "Files indexed so far stay searchable.")
-        self.workers.call(take_snapshot, self.lib, on_result=lambda s: self._after_index_snapshot(s, state))
+        # the job's own thread took the final snapshot (delivered just before "finished"): reading
+        # here in another worker could overlap the next queued job's writes
+        self._after_index_snapshot(self.library_panel.snapshot, state)
         self.index_finished.emit(state)
         if self.index_queue and state == "done":
             self.index_paths(self.index_queue.pop(0))
 
     def _after_index_snapshot(self, snap: LibrarySnapshot, state: str) -> None:
-        self._on_snapshot(snap)
         errors = [v for vs in snap.errors.values() for v in vs]
         if len(errors) > getattr(self, "_errors_before", 0):
             details = "\n".join(f"{v.path}: {v.error}" for v in errors)
@@ -321,6 +336,18 @@ class MainWindow(QMainWindow):
                                  "They are listed in red in the library panel.", details)
         elif state == "done":
             self.notifier.info("Indexing finished", f"{snap.n_done} videos are searchable.")
+
+    # ---- watching ------------------------------------------------------------------------
+    def apply_watch_setting(self) -> None:
+        self.watcher.watch(list(getattr(self.lib.settings, "watch_folders", []) or []))
+
+    def _on_folder_changed(self, root: str) -> None:
+        """New or changed files in a watched folder: index it again (unchanged files are skipped)."""
+        if self.index_job is not None and root in getattr(self.index_job, "paths", []):
+            return
+        if [root] in self.index_queue:
+            return
+        self.index_paths([root])
 
     def pause_indexing(self) -> None:
         if self.index_job is not None:
@@ -440,7 +467,7 @@ class MainWindow(QMainWindow):
         # connect before start: a fast failure must not beat its own connection
         self.workers.call(
             fn, on_result=lambda r, s=seq, k=kind, q=query: self._on_results(s, k, q, r, started),
-            on_error=lambda exc, tb, s=seq: self._on_search_error(s, exc, tb))
+            on_error=lambda exc, tb, s=seq: self._on_search_error(s, exc, tb), lane="search")
         return seq
 
     def _describe_query(self, kind: str, query: Any) -> str:
@@ -497,7 +524,7 @@ class MainWindow(QMainWindow):
         job = JobWorker(thumbs)
         job.signals.progress.connect(lambda p, s=seq: self._on_thumbnail(s, p))
         self._thumb_job = job
-        self.workers.start(job)
+        self.workers.start(job, lane="thumbnails")
 
     def _on_thumbnail(self, seq: int, p: Progress) -> None:
         if seq == self.shown_seq and not p.info["image"].isNull():
@@ -542,7 +569,8 @@ class MainWindow(QMainWindow):
     def open_settings(self) -> None:
         from app.dialogs.settings import SettingsDialog
 
-        dlg = SettingsDialog(self.lib, self.workers, self)
+        dlg = SettingsDialog(self.lib, self.workers, self,
+                             folders=[f.path for f in self.library_panel.snapshot.folders])
         if dlg.exec():
             try:
                 dlg.apply()
@@ -550,6 +578,7 @@ class MainWindow(QMainWindow):
                 self.notifier.error("Settings were not saved", exc)
                 return
             self.notifier.info("Settings saved", dlg.summary())
+            self.apply_watch_setting()
             if dlg.library_changed():
                 self.switch_library(dlg.library_dir())
 
@@ -570,11 +599,19 @@ class MainWindow(QMainWindow):
         self.last_query = None
         self.search_seq += 1
         self.qsettings.setValue("library/last", str(new.paths.root))
-        self.workers.pool.waitForDone(10000)  # nothing may still use the old connection
+        self.workers.wait(10000)  # nothing may still use the old library's connection
         old.close()
-        self.models_state = "idle"
+        if self.finetune_dialog is not None:   # it holds the old library
+            self.finetune_dialog.close()
+            self.finetune_dialog = None
+        self.finetune_action.setEnabled(hasattr(new, "train"))
+        was, self.models_state = self.models_state, "idle"
+        self.library_panel.set_snapshot(LibrarySnapshot())
+        self.apply_watch_setting()
         self.refresh_library()
-        self.load_models()
+        self._update_message()
+        if was != "idle":
+            self.load_models()
 
     def open_finetune(self) -> None:
         if not hasattr(self.lib, "train"):
@@ -605,6 +642,7 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Stop timers, recording, playback and every worker; wait for the threads to end."""
         self.debounce.stop()
+        self.watcher.stop()
         self.search_bar.mic.cancel()
         self.player.stop()
         self.notifier.clear()

@@ -171,6 +171,10 @@ def _run(args: argparse.Namespace) -> int:
     w.close()
     app.processEvents()
     lib.close()
+    import shiboken6
+
+    # destroy the QApplication now, while the X server (ours, stopped next) is still there
+    shiboken6.delete(app)
     if not args.library:
         shutil.rmtree(tmp, ignore_errors=True)
     del Qt

@@ -35,6 +35,7 @@ class WorkerSignals(QObject):
     result = Signal(object)          # the function's return value (CallWorker) / None (JobWorker)
     error = Signal(object, str)      # (exception, formatted traceback)
     cancelled = Signal()
+    started = Signal()               # the runnable left the queue and runs now
     finished = Signal()              # always last, after result / error / cancelled
 
 
@@ -64,6 +65,7 @@ class CallWorker(_Worker):
         self.fn, self.args, self.kwargs = fn, args, kwargs
 
     def run(self) -> None:
+        self.signals.started.emit()
         try:
             value = self.fn(*self.args, **self.kwargs)
         except BaseException as exc:
@@ -79,7 +81,8 @@ class JobWorker(_Worker):
 
     ``snapshot_fn`` (optional) runs in the worker thread after each Progress, between two steps of
     the generator: the job is paused there, so reading the library's database on the job's own
-    thread never races with the job's writes. Its value is emitted as ``snapshot``.
+    thread never races with the job's writes. Its value is emitted as ``snapshot``. It runs once
+    more with ``None`` when the job has ended (however it ended), before ``finished``.
     """
 
     def __init__(self, factory: Callable[[CancelToken], Iterator[Progress]],
@@ -95,6 +98,7 @@ class JobWorker(_Worker):
         self.token.cancel()
 
     def run(self) -> None:
+        self.signals.started.emit()
         gen = None
         try:
             gen = self.factory(self.token)
@@ -119,45 +123,91 @@ class JobWorker(_Worker):
             close = getattr(gen, "close", None)
             if close is not None:
                 close()
+            if self.snapshot_fn is not None:
+                try:
+                    self.signals.snapshot.emit(self.snapshot_fn(None))
+                except Exception:
+                    log.exception("final snapshot failed")
             self.signals.finished.emit()
 
 
 class Workers(QObject):
-    """The app's thread pool plus the set of running workers (for cancel-all and clean shutdown)."""
+    """The app's thread pools plus the set of running workers (for cancel-all and clean shutdown).
+
+    Most work shares one pool. A *lane* is a pool of one thread: work in a lane runs one at a time
+    and a newer request replaces one still waiting. Searches use a lane: the engine's searcher is
+    not meant for concurrent queries, and a query typed over by a newer one need not run at all.
+    """
 
     def __init__(self, max_threads: int = 4, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
+        self.lanes: dict[str, QThreadPool] = {}
+        self._waiting: dict[str, _Worker] = {}
         self._running: set[_Worker] = set()
 
-    def start(self, worker: _Worker) -> _Worker:
+    def _lane(self, name: str) -> QThreadPool:
+        if name not in self.lanes:
+            pool = QThreadPool(self)
+            pool.setMaxThreadCount(1)
+            self.lanes[name] = pool
+        return self.lanes[name]
+
+    def start(self, worker: _Worker, lane: str | None = None) -> _Worker:
         self._running.add(worker)
         worker.signals.finished.connect(lambda w=worker: self._running.discard(w))
-        self.pool.start(worker)
+        if lane is None:
+            self.pool.start(worker)
+            return worker
+        pool = self._lane(lane)
+        old = self._waiting.get(lane)
+        if old is not None and pool.tryTake(old):
+            self._running.discard(old)   # superseded before it started: it never runs
+            old.signals.finished.emit()
+        self._waiting[lane] = worker
+        worker.signals.started.connect(lambda ln=lane, w=worker: self._started(ln, w))
+        pool.start(worker)
         return worker
 
+    def _started(self, lane: str, worker: _Worker) -> None:
+        if self._waiting.get(lane) is worker:
+            del self._waiting[lane]
+
     def call(self, fn: Callable[..., Any], *args: Any, on_result: Callable[[Any], None] | None = None,
-             on_error: Callable[[BaseException, str], None] | None = None, **kwargs: Any) -> CallWorker:
+             on_error: Callable[[BaseException, str], None] | None = None, lane: str | None = None,
+             **kwargs: Any) -> CallWorker:
         w = CallWorker(fn, *args, **kwargs)
         if on_result is not None:
             w.signals.result.connect(on_result)
         if on_error is not None:
             w.signals.error.connect(on_error)
-        self.start(w)
+        self.start(w, lane)
         return w
 
     @property
     def running(self) -> int:
         return len(self._running)
 
+    def _pools(self) -> list[QThreadPool]:
+        return [self.pool, *self.lanes.values()]
+
+    def active_threads(self) -> int:
+        return sum(p.activeThreadCount() for p in self._pools())
+
+    def wait(self, timeout_ms: int = 30000) -> bool:
+        """Wait (without cancelling) until every pool is idle."""
+        return all(p.waitForDone(timeout_ms) for p in self._pools())
+
     def shutdown(self, timeout_ms: int = 30000) -> bool:
-        """Cancel every job and wait for the pool; True when every thread finished in time."""
+        """Cancel every job and wait for the pools; True when every thread finished in time."""
         for w in list(self._running):
             if isinstance(w, JobWorker):
                 w.cancel()
-        self.pool.clear()  # drop work that has not started yet
-        done = self.pool.waitForDone(timeout_ms)
+        for p in self._pools():
+            p.clear()  # drop work that has not started yet
+        done = all(p.waitForDone(timeout_ms) for p in self._pools())
         if done:
             self._running.clear()  # their queued "finished" signals may never be delivered now
+            self._waiting.clear()
         return done

@@ -97,9 +97,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = ap.parse_args()
     lib = Library(args.library, device=args.device)
-    report: dict = {"index_seconds": round(index(lib, args.media), 1)}
     if lib.active_model_id != BASE_MODEL_ID:
-        lib.use_model(BASE_MODEL_ID)
+        lib.use_model(BASE_MODEL_ID)  # before indexing: a new backbone makes old fine-tunes unusable
+    report: dict = {"index_seconds": round(index(lib, args.media), 1)}
     manifest = args.media / "MANIFEST.tsv"
     report["before"] = measure(lib, manifest)
     options = {

@@ -15,11 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import MEDIA, save, videos  # noqa: E402
-from engine.api import Library  # noqa: E402
-from engine.index.decode import decode_video  # noqa: E402
-from engine.jobs import CancelToken  # noqa: E402
-from engine.models.config import get_config  # noqa: E402
+from bench.common import MEDIA, save, videos
+from engine.api import Library
+from engine.index.decode import decode_video
+from engine.jobs import CancelToken
+from engine.models.config import get_config
 
 DEFAULT_LIB = Path("/tmp/mmvsearch-bench-lib")
 

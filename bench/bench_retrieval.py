@@ -20,9 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_index import DEFAULT_LIB, build_library  # noqa: E402
-from bench.common import ESC_TO_VIDEO_LABELS, MEDIA, esc50_meta, recall_at, save, video_ranking, videos  # noqa: E402
-from engine.api import Library  # noqa: E402
+from bench.bench_index import DEFAULT_LIB, build_library
+from bench.common import ESC_TO_VIDEO_LABELS, MEDIA, esc50_meta, recall_at, save, video_ranking, videos
+from engine.api import Library
 
 
 def random_baseline(n: int, n_relevant: list[int], k: int) -> float:

@@ -197,7 +197,7 @@ class Library:
     def close(self) -> None:
         try:
             self.db.conn.close()
-        except Exception:  # noqa: BLE001 - closing twice is harmless
+        except Exception:
             pass
 
     # ---- fine-tuning and model management (engine/train) --------------------------------

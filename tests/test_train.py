@@ -154,17 +154,28 @@ def test_cancel_during_reprojection_leaves_no_trace(library):
 
 
 def test_a_crashed_run_resumes_from_its_checkpoint(library):
-    token = CancelToken()
-    with pytest.raises(Cancelled):
-        for event in library.train(token, epochs=4, batch_size=16, device="cpu", checkpoint_every=5):
-            if event.stage == "train" and event.done == 7:
-                token.cancel()  # like a crash after step 7: the last checkpoint is step 5
+    run = library.train(CancelToken(), epochs=4, batch_size=16, device="cpu", checkpoint_every=5)
+    for event in run:
+        if event.stage == "train" and event.done == 7:
+            break
+    run.close()  # like a crash after step 7: nothing more is written, the last checkpoint is step 5
     assert (library.paths.models_dir / RESUME_FILE).exists() and library.active_model_id == BASE
     events = _run(library, resume=True, epochs=99, batch_size=4)  # a resume keeps the interrupted schedule
     steps = [e for e in events if e.stage == "train"]
     assert steps[0].done == 6 and steps[-1].done == steps[-1].total == 12
     info = library.list_models()[-1]["info"]
     assert info["steps"] == 12 and len(info["history"]) == 12
+
+
+def test_a_cancelled_run_saves_its_state_and_resumes_where_it_stopped(library):
+    token = CancelToken()
+    with pytest.raises(Cancelled):
+        for event in library.train(token, epochs=4, batch_size=16, device="cpu", checkpoint_every=100):
+            if event.stage == "train" and event.done == 3:
+                token.cancel()
+    assert library.active_model_id == BASE
+    steps = [e for e in _run(library, resume=True) if e.stage == "train"]
+    assert steps[0].done == 4 and steps[-1].done == 12
 
 
 def test_resume_refuses_a_checkpoint_of_another_parent(library):
@@ -220,3 +231,30 @@ def test_only_one_writer_at_a_time(library):
     with pytest.raises(Exception, match="already writing"):
         next(library.train(CancelToken(), epochs=1, device="cpu"))
     running.close()
+
+
+def test_fine_tunes_of_an_older_backbone_are_listed_as_unusable(library):
+    new_id = _run(library, epochs=1)[-1].info["model_id"]
+    library.use_model(BASE)
+    library.db.conn.execute("UPDATE models SET info = json_set(info, '$.backbone_id', 'old') WHERE id = ?",
+                            (new_id,))
+    assert [m["usable"] for m in library.list_models()] == [True, False]
+    with pytest.raises(ModelError, match="another backbone"):
+        library.use_model(new_id)
+
+
+def test_cli_train_models_and_use(library, capsys):
+    from engine.cli import build_parser
+    from engine.train.cli import run_command
+
+    parse = build_parser().parse_args
+    train_args = parse(["train", "--epochs", "2", "--batch-size", "16", "--device", "cpu"])
+    assert run_command(train_args, lambda: library) == 0
+    err = capsys.readouterr().err
+    assert "step 6/6" in err and "nce" in err and "clips/s" in err and "new model ft-" in err
+    assert run_command(parse(["models"]), lambda: library) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].startswith("  mmv-base-v1") and listing[1].startswith("* ft-")
+    assert run_command(parse(["models", "use", BASE]), lambda: library) == 0
+    assert library.active_model_id == BASE
+    assert run_command(parse(["status"]), lambda: library) is None  # not a training command

@@ -8,6 +8,7 @@ them defensively (dicts or objects) so small shape changes do not break it.
 from __future__ import annotations
 
 import inspect
+import time
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -154,8 +155,8 @@ class FinetuneDialog(QDialog):
             name, created = field(m, "name"), field(m, "created_at")
             if name and name != mid:
                 label += f" – {name}"
-            if created:
-                label += f" ({created})"
+            elif isinstance(created, int | float):   # epoch seconds
+                label += time.strftime(" (%Y-%m-%d %H:%M)", time.localtime(created))
             item = QListWidgetItem(label)
             item.setData(Qt.ItemDataRole.UserRole, mid)
             if field(m, "active") or mid == active:

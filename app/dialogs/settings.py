@@ -40,9 +40,11 @@ def detect_devices() -> list[str]:
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, lib: Any, workers: Workers, parent: QWidget | None = None) -> None:
+    def __init__(self, lib: Any, workers: Workers, parent: QWidget | None = None,
+                 folders: list[str] | None = None) -> None:
         super().__init__(parent)
         self.lib = lib
+        self.folders = folders or []   # the library's folders, for "watch" (no database read here)
         self.setWindowTitle("Settings")
         self.setMinimumWidth(520)
         s = lib.settings
@@ -78,6 +80,10 @@ class SettingsDialog(QDialog):
         self.transcribe = QCheckBox("Recognise speech in videos (find what is said)")
         self.transcribe.setChecked(bool(s.transcribe))
         form.addRow("Speech", self.transcribe)
+
+        self.watch = QCheckBox("Watch the library's folders and index new videos automatically")
+        self.watch.setChecked(bool(getattr(s, "watch_folders", [])))
+        form.addRow("Folders", self.watch)
 
         self.excluded = QPlainTextEdit("\n".join(s.excluded_patterns))
         self.excluded.setPlaceholderText("one pattern per line, e.g. */.cache/*")
@@ -123,6 +129,10 @@ class SettingsDialog(QDialog):
         s.clip_seconds = float(self.clip.value())
         s.transcribe = self.transcribe.isChecked()
         s.excluded_patterns = [ln.strip() for ln in self.excluded.toPlainText().splitlines() if ln.strip()]
+        if not self.watch.isChecked():
+            s.watch_folders = []
+        elif not s.watch_folders:
+            s.watch_folders = [f for f in self.folders if Path(f).is_dir()]
         self.lib.save_settings()
 
     def summary(self) -> str:

@@ -142,7 +142,7 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
     try:
         yield conn
     except BaseException as exc:
-        conn.execute("ROLLBACK")
+        _rollback(conn)  # SQLite may already have rolled back by itself (e.g. SQLITE_FULL)
         if isinstance(exc, sqlite3.OperationalError) and _is_disk_full(exc):
             raise DiskFullError(f"the disk holding the library is full: {exc}") from exc
         raise
@@ -150,10 +150,15 @@ def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
         try:
             conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             if _is_disk_full(exc):
                 raise DiskFullError(f"the disk holding the library is full: {exc}") from exc
             raise
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _is_disk_full(exc: Exception) -> bool:

@@ -44,7 +44,7 @@ def index_paths(lib: Library, paths: list[Path], token: CancelToken, transcribe:
     cfg = get_config(cfg_name)
     plan = plan_scan(lib.db, files, roots, lib.settings.clip_seconds, cfg.backbone_id)
     summary = {"files_total": len(plan.to_index), "files_found": len(files), "unchanged": plan.unchanged,
-               "moved": plan.moved, "missing": plan.missing, "problems": problems}
+               "moved": plan.moved, "missing": plan.missing, "problems": problems + plan.problems}
     yield Progress("scan", 0, len(plan.to_index), "files", _scan_message(plan, len(files)), info=summary)
     if not plan.to_index:
         yield Progress("done", 0, 0, "files", "nothing new to index", info={**summary, "files_done": 0})
@@ -95,12 +95,13 @@ def _index_files(lib: Library, model: MMVModel, todo: list[tuple[int, Path]], to
     try:
         pending = submit(0)
         for i, (video_id, path) in enumerate(todo):
-            if token.cancelled:
-                yield _progress("cancelled", stats, len(todo), t0, f"cancelled; {len(todo) - i} videos left",
+            yield _progress("index", stats, len(todo), t0, f"indexing {path.name}", summary, current=str(path))
+            if token.cancelled:  # checked after each yield: the consumer may have just cancelled
+                yield _progress("cancelled", stats, len(todo), t0,
+                                f"cancelled; {len(todo) - i} videos left (indexing resumes where it stopped)",
                                 summary)
                 return
             future, pending = pending, submit(i + 1)  # decode the next file while this one runs
-            yield _progress("index", stats, len(todo), t0, f"indexing {path.name}", summary, current=str(path))
             try:
                 decoded = future.result()
                 result = _embed(model, video_id, decoded, transcriber)
@@ -110,7 +111,7 @@ def _index_files(lib: Library, model: MMVModel, todo: list[tuple[int, Path]], to
             except MediaError as exc:
                 mark_error(lib, video_id, str(exc))
                 stats["errors"] += 1
-            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the library
+            except Exception as exc:
                 log.exception("indexing %s failed", path)
                 mark_error(lib, video_id, f"{type(exc).__name__}: {exc}")
                 stats["errors"] += 1

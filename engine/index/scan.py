@@ -17,7 +17,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from engine.errors import MediaError
+from engine.index.db import transaction
 from engine.library import VIDEO_EXTENSIONS
 
 HASH_BLOCK = 1 << 20  # 1 MiB from the start, the middle and the end
@@ -69,6 +69,7 @@ class ScanPlan:
     moved: int = 0
     missing: int = 0
     failed_before: int = 0
+    problems: list[str] = field(default_factory=list)
 
 
 def plan_scan(db: sqlite_utils.Database, files: list[Path], roots: list[Path], clip_seconds: float,
@@ -79,8 +80,7 @@ def plan_scan(db: sqlite_utils.Database, files: list[Path], roots: list[Path], c
     known = {r[0]: r for r in conn.execute(
         "SELECT path, id, size, mtime, status, backbone_id, clip_seconds FROM videos")}
     now = time.time()
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db) as conn:
         for f in files:
             try:
                 st = f.stat()
@@ -105,8 +105,9 @@ def plan_scan(db: sqlite_utils.Database, files: list[Path], roots: list[Path], c
                 continue
             try:
                 ph = partial_hash(f)
-            except OSError as exc:
-                raise MediaError(f"cannot read {f}: {exc}") from exc
+            except OSError as exc:  # unreadable (permissions, I/O error): report, go on with the rest
+                plan.problems.append(f"cannot read {f}: {exc.strerror or exc}")
+                continue
             if _adopt_moved(conn, f, st, ph):
                 plan.moved += 1
                 continue
@@ -115,10 +116,6 @@ def plan_scan(db: sqlite_utils.Database, files: list[Path], roots: list[Path], c
                 (str(f), st.st_size, st.st_mtime, ph, now))
             plan.to_index.append((cur.lastrowid, f))
         plan.missing = _mark_missing(conn, roots)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return plan
 
 

@@ -30,8 +30,42 @@ def prepare(frame_bgr: np.ndarray, size: int) -> np.ndarray:
 def sample_frames(path: Path, times: list[float], size: int) -> np.ndarray:
     """Frames nearest each time (seconds, ascending), as uint8 [len(times), size, size, 3].
 
-    Times past the last frame reuse the last decoded frame.
+    Times past the last frame reuse the last decoded frame. OpenCV first; PyAV when OpenCV's
+    FFmpeg lacks the decoder (its wheel has no software AV1 decoder, PyAV's has dav1d).
     """
+    try:
+        return _sample_opencv(path, times, size)
+    except MediaError:
+        return _sample_pyav(path, times, size)
+
+
+def _sample_pyav(path: Path, times: list[float], size: int) -> np.ndarray:
+    import av
+
+    out = np.zeros((len(times), size, size, 3), np.uint8)
+    filled, last = 0, None
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                if filled >= len(times):
+                    break
+                t = float(frame.time or 0.0)
+                if last is None or t + 0.02 >= times[filled]:
+                    last = prepare(frame.to_ndarray(format="bgr24"), size)
+                    while filled < len(times) and t + 0.02 >= times[filled]:
+                        out[filled] = last
+                        filled += 1
+    except (av.error.FFmpegError, IndexError, ValueError) as exc:
+        raise MediaError(f"cannot decode the video of {path.name}: {exc}") from exc
+    if last is None:
+        raise MediaError(f"no decodable frames in {path.name}")
+    out[filled:] = last
+    return out
+
+
+def _sample_opencv(path: Path, times: list[float], size: int) -> np.ndarray:
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise MediaError(f"OpenCV cannot open {path.name}")

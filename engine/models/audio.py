@@ -54,7 +54,7 @@ class WhisperAudioBackbone:
             chunk = wave[start:start + step]
             if chunk.size < MIN_SAMPLES:  # a sliver at the end: reuse the previous context
                 chunk = wave[max(0, wave.size - MIN_SAMPLES):]
-                n_keep = max(1, int(round((wave.size - start) / SAMPLE_RATE * FRAME_RATE)))
+                n_keep = max(1, round((wave.size - start) / SAMPLE_RATE * FRAME_RATE))
                 parts.append(self._encode(chunk)[-n_keep:])
                 continue
             parts.append(self._encode(chunk))

@@ -14,6 +14,7 @@ class ClipHit:
     score: float
     reason: str = "seen"          # seen | heard | said
     snippet: str | None = None    # matching transcript words, for 'said'/'heard'
+    also: tuple[str, ...] = ()    # other channels that matched this clip nearly as well
 
 
 @dataclass
@@ -83,7 +84,8 @@ def _to_moment(run: list[ClipHit], path: str) -> Moment:
     best = max(run, key=lambda h: h.score)
     reason_score: dict[str, float] = {}
     for h in run:
-        reason_score[h.reason] = max(reason_score.get(h.reason, -1e9), h.score)
+        for r in (h.reason, *h.also):
+            reason_score[r] = max(reason_score.get(r, -1e9), h.score if r == h.reason else h.score - 1e-6)
     reasons = sorted(reason_score, key=lambda r: -reason_score[r])
     snippet = next((h.snippet for h in sorted(run, key=lambda h: -h.score) if h.snippet), None)
     clip_ids = sorted({h.clip_id for h in run if h.clip_id >= 0})

@@ -191,14 +191,19 @@ def fuse_hits(hits: list[ClipHit], combine: str = "max") -> list[ClipHit]:
     """
     best: dict[tuple[int, float], ClipHit] = {}
     sums: dict[tuple[int, float], list[float]] = {}
+    others: dict[tuple[int, float], list[ClipHit]] = {}
     channels = {h.reason for h in hits} if combine == "mean" else set()
     for h in hits:
         key = (h.clip_id, h.start) if h.clip_id < 0 else (h.clip_id, 0.0)
         sums.setdefault(key, []).append(h.score)
+        others.setdefault(key, []).append(h)
         if key not in best or h.score > best[key].score:
             best[key] = h
     if combine == "mean":
         n = max(1, len(channels))
         for key, h in best.items():
             h.score = sum(sums[key]) / n
+    for key, h in best.items():
+        # Say every way a clip matched, not only the strongest (e.g. seen *and* said).
+        h.also = tuple(sorted({o.reason for o in others[key] if o.reason != h.reason and o.score >= 0.8 * h.score}))
     return list(best.values())

@@ -19,6 +19,6 @@ def spoken_text(wave: np.ndarray, sample_rate: int = SAMPLE_RATE, device: str = 
         return None
     pad = np.zeros(int(_PAD_S * SAMPLE_RATE), np.float32)
     padded = np.concatenate([pad, audio, pad])
-    segments = get_transcriber(device).speech(padded, vad=True, beam_size=QUERY_BEAM)
+    segments = get_transcriber(device).utterance(padded, beam_size=QUERY_BEAM)
     text = " ".join(s.text for s in segments).strip()
     return text or None

@@ -117,6 +117,23 @@ class Transcriber:
                                    float(seg.avg_logprob), float(seg.no_speech_prob)))
         return out
 
+    def utterance(self, audio: np.ndarray, beam_size: int = 5) -> list[Segment]:
+        """A short recording already known to hold speech (a spoken query), decoded for accuracy.
+
+        No VAD cut (it clips word edges), no timestamps (the model spends its effort on words),
+        a wider beam: on synthesised queries this halves the word error rate of the default pass.
+        """
+        with self._lock:
+            segments, _ = self.model.transcribe(
+                audio, language="en", beam_size=beam_size, vad_filter=False, without_timestamps=True,
+                condition_on_previous_text=False, word_timestamps=False)
+            decoded = list(segments)
+        return [Segment("said", float(s.start), float(s.end), s.text.strip(), [], float(s.avg_logprob),
+                        float(s.no_speech_prob))
+                for s in decoded
+                if keep_speech(s.text.strip(), s.avg_logprob, s.no_speech_prob, s.compression_ratio, [],
+                               self.thresholds)]
+
     def sound_captions(self, audio: np.ndarray) -> list[Segment]:
         """What is heard: bracketed captions from a pass with non-speech tokens allowed."""
         with self._lock:

@@ -114,10 +114,11 @@ def _models(args, lib) -> int:
         print(f"now using {args.model_id}")
         return 0
     for m in lib.list_models():
-        mark = "*" if m["active"] else " "
+        mark = "*" if m["active"] else (" " if m["usable"] else "x")
         steps = m["info"].get("steps")
         extra = f"  parent {m['parent']}, {steps} steps" if m["parent"] else ""
-        print(f"{mark} {m['id']:<24} {m['name']}{extra}")
+        stale = "" if m["usable"] else "  (trained for an older backbone: unusable)"
+        print(f"{mark} {m['id']:<24} {m['name']}{extra}{stale}")
     return 0
 
 

@@ -1,6 +1,6 @@
 """Training data straight from the library database: stored backbone features, no video decoding.
 
-Per clip: video features [T, 1280] float16, audio features [768] float16 or none, and the narration
+Per clip: video features [T, 1280] float16, audio features [audio_dim] float16 or none, and the narration
 sentences around it: ``transcripts`` rows (speech 'said' and sound captions 'heard') that overlap
 the clip widened by ``window`` seconds on each side, as their stored 384-d MiniLM vectors.
 Everything is held in memory: an hour of video is ~900 clips, about 5 MB of features.
@@ -17,6 +17,7 @@ import torch
 
 from engine.errors import TrainingError
 from engine.index.db import from_blob
+from engine.models.config import DEFAULT_MODEL, get_config
 
 
 @dataclass
@@ -24,7 +25,7 @@ class TrainingData:
     clip_ids: np.ndarray  # [N] int64
     keys: torch.Tensor  # [N, 2] int64: (video_id, clip idx), for queue masking and GDT
     video: torch.Tensor  # [N, T, 1280] float16
-    audio: torch.Tensor  # [N, 768] float16, zeros where the clip has no sound
+    audio: torch.Tensor  # [N, audio_dim] float16, zeros where the clip has no sound
     has_audio: torch.Tensor  # [N] bool
     sentences: torch.Tensor  # [S, 384] float32 MiniLM features (input of heads.project_text)
     sentence_ids: torch.Tensor  # [S] int64 transcripts row ids
@@ -103,11 +104,14 @@ def load_training_data(
     db: sqlite_utils.Database,
     *,
     backbone_id: str | None = None,
-    vision_dim: int = 1280,
-    audio_dim: int = 768,
-    text_dim: int = 384,
+    vision_dim: int | None = None,
+    audio_dim: int | None = None,
+    text_dim: int | None = None,
     window: float = 2.0,
 ) -> TrainingData:
+    default = get_config(DEFAULT_MODEL)  # widths of the default model unless the caller's differ
+    vision_dim, audio_dim = vision_dim or default.vision_dim, audio_dim or default.audio_dim
+    text_dim = text_dim or default.text_dim
     clip_ids, keys, video, audio, has_audio = _load_features(db, backbone_id, vision_dim, audio_dim)
     sentences, sentence_ids, clip_sentences = _load_sentences(db, clip_ids, window, text_dim)
     return TrainingData(
@@ -127,7 +131,7 @@ class Batch:
     keys: torch.Tensor  # [B, 2]
     video: torch.Tensor  # [B, T, 1280]
     audio_rows: torch.Tensor  # [A] indices into the batch of the clips that have audio
-    audio: torch.Tensor  # [A, 768]
+    audio: torch.Tensor  # [A, audio_dim]
     text: torch.Tensor  # [S_b, 384] the sentences of the batch's clips
     text_ids: torch.Tensor  # [S_b] transcripts row ids
     text_mask: torch.Tensor  # [B, S_b] bool: sentence j is a positive of clip i

@@ -12,6 +12,7 @@ from pathlib import Path
 from engine.errors import ModelError
 from engine.index.db import get_meta, set_meta, transaction
 from engine.jobs import CancelToken
+from engine.models.config import DEFAULT_MODEL, get_config
 from engine.train.reproject import build_indexes, count_features, reproject
 
 BASE_MODEL_ID = "mmv-base-v1"  # mirrors engine.api.BASE_MODEL_ID (imported lazily there)
@@ -21,9 +22,18 @@ def _active(lib) -> str:
     return get_meta(lib.db, "active_model", BASE_MODEL_ID) or BASE_MODEL_ID
 
 
+def _current_backbone(lib) -> str | None:
+    try:
+        return get_config(getattr(lib, "model_name", DEFAULT_MODEL)).backbone_id
+    except ModelError:
+        return None
+
+
 def list_models(lib) -> list[dict]:
-    """Every registered model, oldest first: id, name, parent, created_at, active, checkpoint, info."""
+    """Every registered model, oldest first: id, name, parent, created_at, active, checkpoint, info,
+    and ``usable``: False for fine-tunes of an older backbone (their heads no longer fit)."""
     active = _active(lib)
+    backbone = _current_backbone(lib)
     rows = lib.db.conn.execute(
         "SELECT id, name, parent, checkpoint, created_at, info FROM models ORDER BY created_at, id"
     ).fetchall()
@@ -39,6 +49,9 @@ def list_models(lib) -> list[dict]:
         }
         for r in rows
     ]
+    for m in models:
+        trained_on = m["info"].get("backbone_id")
+        m["usable"] = trained_on is None or backbone is None or trained_on == backbone
     if not any(m["id"] == BASE_MODEL_ID for m in models):
         # The base model may not be registered in a library indexed before any training.
         models.insert(
@@ -51,6 +64,7 @@ def list_models(lib) -> list[dict]:
                 "created_at": None,
                 "active": active == BASE_MODEL_ID,
                 "info": {},
+                "usable": True,
             },
         )
     return models
@@ -71,6 +85,9 @@ def use_model(lib, model_id: str) -> None:
     known = {m["id"]: m for m in list_models(lib)}
     if model_id not in known:
         raise ModelError(f"no model {model_id!r} in this library; known: {', '.join(known)}")
+    if not known[model_id]["usable"]:
+        raise ModelError(f"{model_id} was trained on features of another backbone "
+                         f"({known[model_id]['info'].get('backbone_id')}); train a new model instead")
     checkpoint = known[model_id]["checkpoint"]
     if checkpoint and not (Path(lib.paths.models_dir) / checkpoint).exists():
         raise ModelError(

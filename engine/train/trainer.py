@@ -13,13 +13,14 @@ import contextlib
 import copy
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from engine.device import resolve_device
-from engine.errors import TrainingError
+from engine.errors import Cancelled, TrainingError
 from engine.jobs import CancelToken, Progress
 from engine.train.checkpoint import atomic_torch_save, load_checkpoint
 from engine.train.data import TrainingData, epoch_order, load_training_data, make_batch
@@ -121,7 +122,8 @@ def train(lib, *, token: CancelToken, resume: bool = False, **options) -> Iterat
 
 def _saved_config(checkpoint: dict, device: str) -> TrainConfig:
     """A resumed run continues the interrupted run's schedule; only the device may change."""
-    saved = checkpoint["config"]
+    known = {f.name for f in fields(TrainConfig)}
+    saved = {k: v for k, v in checkpoint["config"].items() if k in known}
     return TrainConfig(**{**saved, "weights": tuple(saved["weights"]), "device": device})
 
 
@@ -146,6 +148,7 @@ class _Run:
         self.state = RunState()
         self.steps_per_epoch = len(epoch_order(data, cfg.batch_size, 0, cfg.seed, cfg.gdt_shift))
         self.metrics_before: dict = {}
+        self._epoch_cache: tuple[int, list[np.ndarray]] = (-1, [])
 
     # ---- set-up ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -206,14 +209,26 @@ class _Run:
             fractions.append(self.state.elapsed_s / (60.0 * self.cfg.minutes))
         return max(fractions)
 
+    def batch_rows(self, step: int) -> tuple[int, np.ndarray]:
+        """(epoch, clip rows) of ``step``; the epoch's order is computed once and cached."""
+        epoch, position = divmod(step, self.steps_per_epoch)
+        if self._epoch_cache[0] != epoch:
+            batches = epoch_order(self.data, self.cfg.batch_size, epoch, self.cfg.seed, self.cfg.gdt_shift)
+            self._epoch_cache = (epoch, batches)
+        return epoch, self._epoch_cache[1][position]
+
     def loop(self, token: CancelToken, resume_path: Path) -> Iterator[Progress]:
+        try:
+            yield from self._steps(token, resume_path)
+        except Cancelled:
+            self.save_resume(resume_path)  # a cancelled run can be resumed later (train --resume)
+            raise
+
+    def _steps(self, token: CancelToken, resume_path: Path) -> Iterator[Progress]:
         started, rate = time.perf_counter() - self.state.elapsed_s, None
         while self.progress() < 1.0:
-            epoch, position = divmod(self.state.step, self.steps_per_epoch)
-            rows = epoch_order(self.data, self.cfg.batch_size, epoch, self.cfg.seed, self.cfg.gdt_shift)[
-                position
-            ]
             token.raise_if_cancelled()
+            epoch, rows = self.batch_rows(self.state.step)
             t0 = time.perf_counter()
             record = self.one_step(make_batch(self.data, rows, self.device), self.progress())
             now = time.perf_counter()

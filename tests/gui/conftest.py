@@ -43,9 +43,9 @@ def make_window(qtbot, qsettings):
     yield make
     for w in windows:
         w.close()
-        assert w.workers.pool.waitForDone(30000), "worker threads still running after close"
+        assert w.workers.shutdown(30000), "worker threads still running after close"
         assert w.workers.running == 0, "workers still registered"
-        assert w.workers.pool.activeThreadCount() == 0
+        assert w.workers.active_threads() == 0
         assert not w.debounce.isActive(), "debounce timer left running"
         assert not w.search_bar.mic.timer.isActive(), "microphone timer left running"
         active = [t.objectName() or repr(t) for t in w.findChildren(QTimer) if t.isActive()]

@@ -101,10 +101,13 @@ def test_stale_results_are_dropped(qtbot, make_window, fake_lib, tmp_path):
         return original(text, top_k)
     fake_lib.search_text = search_text
     w.run_search("text", "slow red")
+    qtbot.waitUntil(lambda: "search" not in w.workers._waiting, timeout=5000)  # "slow red" runs
     with qtbot.waitSignal(w.search_done, timeout=5000) as blocker:
         w.run_search("text", "blue")
-    slow.set()
+        w.run_search("text", "blue")   # replaces the waiting "blue": only one more search runs
+        slow.set()
     qtbot.waitUntil(lambda: w.workers.running == 0, timeout=5000)
+    assert [c[1] for c in fake_lib.calls if c[0] == "text"] == ["slow red", "blue"]
     assert Path(blocker.args[0].moments[0].path).name == "blue_b.mp4"
     assert Path(w.grid.results.moments[0].path).name == "blue_b.mp4"  # the late "slow red" did not land
 
@@ -383,3 +386,40 @@ def test_main_entry_point_shows_the_window(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "visible_s=" in out.stdout
     assert (tmp_path / "lib" / "library.db").exists()
+
+
+def test_watched_folder_is_indexed_when_files_arrive(qtbot, make_window, fake_lib, tmp_path, monkeypatch):
+    from app.dialogs import settings as settings_mod
+    from app.dialogs.settings import SettingsDialog
+
+    monkeypatch.setattr(settings_mod, "detect_devices", lambda: ["cpu"])
+    folder = make_folder(tmp_path / "watched", ["red_a.mp4"])
+    w = make_window(fake_lib)
+    index_and_wait(qtbot, w, [folder])
+    dlg = SettingsDialog(fake_lib, w.workers, w, folders=[f.path for f in w.library_panel.snapshot.folders])
+    qtbot.addWidget(dlg)
+    dlg.watch.setChecked(True)
+    dlg.apply()
+    assert fake_lib.settings.watch_folders == [str(folder)]
+    w.apply_watch_setting()
+    w.watcher.timer.setInterval(100)
+    with qtbot.waitSignal(w.index_finished, timeout=10000):
+        (folder / "sub").mkdir()
+        (folder / "blue_new.mp4").write_bytes(b"x")
+    qtbot.waitUntil(lambda: len(fake_lib.videos()) == 2 and w.workers.running == 0, timeout=5000)
+
+
+def test_switch_library(qtbot, make_window, fake_lib, tmp_path, qsettings):
+    make_folder(tmp_path / "v", ["red_a.mp4"])
+    w = make_window(fake_lib)
+    index_and_wait(qtbot, w, [tmp_path / "v"])
+    assert w.library_panel.tree.topLevelItemCount() == 1
+    w.switch_library(str(tmp_path / "other-library"))
+    assert fake_lib.closed
+    assert Path(w.lib.paths.root) == (tmp_path / "other-library").resolve()
+    qtbot.waitUntil(lambda: w.workers.running == 0, timeout=5000)
+    assert w.library_panel.tree.topLevelItemCount() == 0
+    assert "library is empty" in w.message.text().lower()
+    assert qsettings.value("library/last") == str(w.lib.paths.root)
+    w.close()
+    w.lib.close()
