@@ -67,12 +67,12 @@ def plot_losses(history: list[dict], path: Path, title: str) -> None:
 
     steps = [h["step"] for h in history]
     fig, ax = plt.subplots(figsize=(7, 4))
-    for key, label in (
-        ("loss", "total"),
-        ("loss_nce", "NCE video-audio (S_va)"),
-        ("loss_milnce", "MIL-NCE video-narration (S_vat)"),
-    ):
-        ax.plot(steps, [h[key] for h in history], label=label)
+    curves = (("loss", "total"), ("loss_nce", "NCE video-audio (S_va)"),
+              ("loss_milnce", "MIL-NCE video-narration (S_vat)"),
+              ("loss_bridge", "bridge audio->video (S_vat)"), ("loss_keep", "keep (S_vat, vs parent)"))
+    for key, label in curves:
+        if key in history[0]:
+            ax.plot(steps, [h[key] for h in history], label=label)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(title)
@@ -81,6 +81,27 @@ def plot_losses(history: list[dict], path: Path, title: str) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
+
+
+def throughput(n_clips: int, device: str, batch_size: int) -> dict:
+    """Training speed on a synthetic library of ``n_clips`` 4 s clips (features only, no media)."""
+    import tempfile
+
+    from engine.train.synthetic import SyntheticSpec, fake_base_model, write_synthetic_library
+
+    with tempfile.TemporaryDirectory() as tmp:
+        lib = Library(Path(tmp) / "lib", device=device)
+        model = fake_base_model()
+        lib.load_models = lambda: model
+        spec = SyntheticSpec(n_pairs=10, videos_per_pair=max(1, n_clips // 150), clips_per_video=15)
+        write_synthetic_library(lib.db, spec, model.config)
+        info, seconds = fine_tune(lib, {"epochs": 1, "device": device, "batch_size": batch_size})
+        steps = lib.list_models()[-1]["info"]["steps"]
+        lib.close()
+    clips = spec.n_pairs * spec.videos_per_pair * spec.clips_per_video
+    return {"clips": clips, "hours_of_video": round(clips * 4 / 3600, 2), "device": device,
+            "train_seconds_per_epoch": info["train_seconds"], "clips_per_s": round(clips / info["train_seconds"]),
+            "steps": steps, "total_seconds_with_reprojection_and_indexes": round(seconds, 1)}
 
 
 def main() -> int:
@@ -95,7 +116,14 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--plot", type=Path, default=root / "docs" / "finetune_loss.png")
     ap.add_argument("--out", type=Path, help="write the figures as JSON here")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="extra TrainConfig field, e.g. --set keep_audio_weight=1.0")
+    ap.add_argument("--throughput", type=int, metavar="N_CLIPS",
+                    help="only measure training speed on N synthetic clips (no media needed)")
     args = ap.parse_args()
+    if args.throughput:
+        print(json.dumps(throughput(args.throughput, args.device, args.batch_size), indent=2))
+        return 0
     lib = Library(args.library, device=args.device)
     if lib.active_model_id != BASE_MODEL_ID:
         lib.use_model(BASE_MODEL_ID)  # before indexing: a new backbone makes old fine-tunes unusable
@@ -108,6 +136,7 @@ def main() -> int:
         "device": args.device,
         "batch_size": args.batch_size,
         "weights": tuple(args.weights),
+        **{k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)},
     }
     info, seconds = fine_tune(lib, options)
     report["train"] = {"wall_seconds": round(seconds, 1), **info}

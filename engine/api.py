@@ -136,9 +136,11 @@ class Library:
         return self.searcher().search_text(text, top_k)
 
     def search_audio(self, audio: str | Path | np.ndarray, top_k: int = 20, sample_rate: int = 16000) -> SearchResult:
+        _check_query_file(audio, "audio")  # fail fast, before the models load
         return self.searcher().search_audio(audio, top_k, sample_rate)
 
     def search_image(self, image: str | Path | np.ndarray, top_k: int = 20) -> SearchResult:
+        _check_query_file(image, "image")
         return self.searcher().search_image(image, top_k)
 
     def search_like(self, clip_id: int, top_k: int = 20) -> SearchResult:
@@ -225,6 +227,13 @@ class Library:
 
         with self._writer_lock:
             use_model(self, model_id)
+
+
+def _check_query_file(query, kind: str) -> None:
+    if isinstance(query, (str, Path)) and not Path(query).is_file():
+        from engine.errors import QueryError
+
+        raise QueryError(f"{kind} file not found: {query}")
 
 
 def _like_prefix(prefix: str) -> str:

@@ -43,3 +43,8 @@ class RecorderError(MMVError):
 
 class TrainingError(MMVError):
     """Fine-tuning could not run (no data, bad checkpoint)."""
+
+
+def error_reason(exc: BaseException) -> str:
+    """The human part of a decoder error ('Invalid data found when processing input'), no errno or path."""
+    return str(getattr(exc, "strerror", None) or exc)

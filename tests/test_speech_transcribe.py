@@ -7,7 +7,7 @@ import pytest
 
 from engine.speech.captions import extract_captions, merge_repeated
 from engine.speech.gate import GateThresholds, is_stock_hallucination, keep_speech
-from engine.speech.query import spoken_text
+from engine.speech.query import speech_fraction, spoken_text
 from engine.speech.transcribe import Segment, get_transcriber
 from tests.speech_fixtures import (
     NON_SPEECH_VIDEOS,
@@ -66,6 +66,16 @@ def test_other_sample_rates_and_stereo_are_accepted(transcriber):
     stereo = np.stack([wave, wave], axis=1)
     said = " ".join(s.text for s in transcriber.transcribe(stereo, 44100) if s.kind == "said")
     assert "football" in said.lower()
+
+
+def test_transcribe_stops_when_cancelled(transcriber):
+    from engine.errors import Cancelled
+    from engine.jobs import CancelToken
+
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        transcriber.transcribe(speak(SENTENCES[1]), token=token)
 
 
 def test_silence_and_tones_have_no_transcript(transcriber):
@@ -147,7 +157,7 @@ def test_stock_hallucinations():
 
 # ---- spoken queries -----------------------------------------------------------------------------
 @pytest.mark.parametrize(("query", "must_contain"), [
-    ("a dog barking", ["dog", "bark"]),
+    ("a dog barking", ["dog"]),
     ("fireworks", ["firework"]),
     ("someone playing the drums", ["drum"]),
 ])
@@ -161,3 +171,10 @@ def test_non_speech_query_has_no_text():
     assert spoken_text(silence(3.0)) is None
     bark = shared_audio("video/vas/dog__video_02754.mp4")
     assert spoken_text(bark[: 5 * SAMPLE_RATE]) is None
+
+
+def test_speech_fraction_of_a_recording():
+    words = speak("a car engine")
+    assert speech_fraction(words) > 0.9
+    assert 0.2 < speech_fraction(np.concatenate([silence(3.0), words])) < 0.5
+    assert speech_fraction(silence(2.0)) == 0.0

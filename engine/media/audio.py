@@ -7,7 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from engine.errors import MediaError
+from engine.errors import MediaError, error_reason
 
 SAMPLE_RATE = 16000
 
@@ -21,7 +21,7 @@ def load_audio(path: Path, sr: int = SAMPLE_RATE, max_seconds: float | None = No
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise MediaError(f"cannot open {Path(path).name}: {exc}") from exc
+        raise MediaError(f"cannot open {Path(path).name}: {error_reason(exc)}") from exc
     with container:
         if not container.streams.audio:
             return None
@@ -42,7 +42,7 @@ def load_audio(path: Path, sr: int = SAMPLE_RATE, max_seconds: float | None = No
                 chunks.append(out.to_ndarray().reshape(-1))
         except (av.error.FFmpegError, ValueError) as exc:
             if not chunks:
-                raise MediaError(f"cannot decode audio of {Path(path).name}: {exc}") from exc
+                raise MediaError(f"cannot decode audio of {Path(path).name}: {error_reason(exc)}") from exc
     if not chunks:
         return np.zeros(0, np.float32)
     wave = np.concatenate(chunks).astype(np.float32, copy=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import av
 
-from engine.errors import MediaError, NoVideoStreamError
+from engine.errors import MediaError, NoVideoStreamError, error_reason
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def probe(path: Path) -> VideoInfo:
             return VideoInfo(duration, w, h, fps, rotation, audio is not None, vs.codec_context.name,
                              audio.codec_context.name if audio is not None else None)
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise MediaError(f"cannot read {path.name}: {exc}") from exc
+        raise MediaError(f"cannot read {path.name}: {error_reason(exc)}") from exc
 
 
 def _duration(container, vs) -> float:

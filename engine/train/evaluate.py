@@ -114,8 +114,9 @@ def _rank_by_best_clip(paths: list[str], scores) -> list[str]:
 
 
 def cross_modal_channels(lib, manifest: str | Path) -> dict:
-    """Diagnostic: one channel each, no transcripts, no sound-alike shortcut. Text -> S_vat video
-    vectors ("seen") and sound -> S_va video vectors (the pair MMV's NCE actually trains)."""
+    """Diagnostic: one channel each, no transcripts. Text -> S_vat video vectors ("seen"),
+    sound -> S_va video vectors (the pair MMV's NCE actually trains) and sound -> S_va audio
+    vectors of the clips (the sound-alike channel, "heard")."""
     from engine.media.audio import load_audio
 
     labelled = load_manifest(manifest)
@@ -127,11 +128,14 @@ def cross_modal_channels(lib, manifest: str | Path) -> dict:
         first_hit(_rank_by_best_clip(paths_vat, vat @ model.encode_text([label])[0]), labels, {label})
         for label in sorted(set(labels.values()))
     ]
-    audio_ranks = []
+    paths_sound, sound = _stored_vectors(lib, "va", "audio")
+    audio_ranks, sound_ranks = [], []
     for path, cls in labelled.sounds:
         query = model.encode_audio(load_audio(Path(path), model.config.sample_rate))["va"][0]
         audio_ranks.append(first_hit(_rank_by_best_clip(paths_va, va @ query), labels, AUDIO_TO_VIDEO[cls]))
+        sound_ranks.append(first_hit(_rank_by_best_clip(paths_sound, sound @ query), labels, AUDIO_TO_VIDEO[cls]))
     return {
         "text_to_video_seen": {f"R@{k}": recall(text_ranks, k) for k in (1, 5, 10)},
         "audio_to_video_seen": {f"R@{k}": recall(audio_ranks, k) for k in (1, 5)},
+        "audio_to_video_heard": {f"R@{k}": recall(sound_ranks, k) for k in (1, 5)},
     }

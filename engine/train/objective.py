@@ -63,10 +63,12 @@ def _milnce_term(video_vat, text_vat, batch: Batch, queues, temperature) -> torc
 
 @dataclass
 class ExtraTerms:
-    """Weights of the two auxiliary terms, and the frozen parent heads the ``keep`` term needs."""
+    """Weights of the auxiliary terms (bridge, keep, keep_audio) and the frozen parent heads that
+    the keep terms compare with."""
 
     bridge: float = 1.0
     keep: float = 1.0
+    keep_audio: float = 0.0
     parent: object | None = None
 
 
@@ -80,9 +82,17 @@ def _keep_term(video_vat: torch.Tensor, parent, batch: Batch) -> torch.Tensor:
     return (1.0 - (video_vat.float() * target).sum(dim=-1)).mean()
 
 
+def _keep_audio_term(audio_va: torch.Tensor, parent, batch: Batch) -> torch.Tensor:
+    """The same for the clips' S_va audio vectors: keeps the parent's sound-alike geometry, so
+    that the picture moves towards the sound rather than both drifting."""
+    with torch.no_grad():
+        target = parent.project_audio(batch.audio)["va"].float()
+    return (1.0 - (audio_va.float() * target).sum(dim=-1)).mean()
+
+
 def step_losses(heads, batch: Batch, queues: dict[str, KeyedQueue], temperature, weights: tuple[float, float],
                 gdt_shift: int, extra: ExtraTerms | None = None) -> StepLosses:
-    """total = w_nce * NCE(S_va) + w_milnce * MIL-NCE(S_vat) + bridge(S_vat) + keep(S_vat).
+    """total = w_nce * NCE(S_va) + w_milnce * MIL-NCE(S_vat) + bridge(S_vat) + keep terms.
 
     The bridge is FAC's route for sound into the coarse space: audio reaches S_vat only through
     S_va, and here (unlike video, whose S_vat vector starts as the text-aligned ConSE bridge) its
@@ -98,6 +108,8 @@ def step_losses(heads, batch: Batch, queues: dict[str, KeyedQueue], temperature,
         audio = heads.project_audio(batch.audio)
         keys = batch.keys[batch.audio_rows]
         nce = _nce_term(video["va"][batch.audio_rows], audio["va"], keys, queues, temperature, gdt_shift)
+        if extra.keep_audio > 0 and extra.parent is not None:
+            keep = keep + extra.keep_audio * _keep_audio_term(audio["va"], extra.parent, batch)
         if extra.bridge > 0 and len(batch.audio_rows) > 1:
             pos_mask = related_mask(keys, keys, gdt_shift)
             bridge = symmetric_nce(video["vat"][batch.audio_rows].detach(), audio["vat"], temperature,
@@ -105,8 +117,8 @@ def step_losses(heads, batch: Batch, queues: dict[str, KeyedQueue], temperature,
     if batch.text_mask.any():
         milnce = _milnce_term(video["vat"], heads.project_text(batch.text), batch, queues, temperature)
     if extra.keep > 0 and extra.parent is not None:
-        keep = _keep_term(video["vat"], extra.parent, batch)
-    total = weights[0] * nce + weights[1] * milnce + extra.bridge * bridge + extra.keep * keep
+        keep = keep + extra.keep * _keep_term(video["vat"], extra.parent, batch)
+    total = weights[0] * nce + weights[1] * milnce + extra.bridge * bridge + keep
     return StepLosses(total, float(nce.detach()), float(milnce.detach()), float(bridge.detach()),
                       float(keep.detach()))
 

@@ -47,6 +47,7 @@ class TrainConfig:
     sentence_window: float = 2.0  # seconds around a clip in which a sentence counts as its narration
     bridge_weight: float = 1.0   # audio -> S_vat bridge (see objective.step_losses)
     keep_weight: float = 1.0     # stay near the parent's S_vat video vectors (objective._keep_term)
+    keep_audio_weight: float = 0.0  # stay near the parent's S_va audio vectors (sound-alike search)
     # The text head maps every future query, so by default it keeps the text tower's geometry
     # and only the video/audio side moves: fitting it to a few hundred sentences of one library
     # would bend the space for all the queries those sentences do not cover.
@@ -136,7 +137,8 @@ class _Run:
         heads.text_vat.requires_grad_(cfg.train_text_head)
         self.twin = momentum_copy(heads)
         # The parent as loaded (before calibration): the reference of the ``keep`` term.
-        self.extra_terms = ExtraTerms(cfg.bridge_weight, cfg.keep_weight, momentum_copy(heads))
+        self.extra_terms = ExtraTerms(cfg.bridge_weight, cfg.keep_weight, cfg.keep_audio_weight,
+                                      momentum_copy(heads))
         self.params = [p for p in heads.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         hc = heads.cfg
