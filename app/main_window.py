@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import html
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from PySide6.QtGui import (
     QDragEnterEvent,
     QDropEvent,
     QIcon,
-    QImage,
     QKeySequence,
     QPixmap,
     QShortcut,
@@ -40,15 +38,15 @@ from PySide6.QtWidgets import (
 
 from app import desktop
 from app.folder_watcher import FolderWatcher
-from app.format import span
 from app.icons import APP_ICON, icon
+from app.indexing import IndexQueue
 from app.notifications import Notifier
+from app.searching import SearchRunner, describe_query
 from app.widgets.library_panel import LibraryPanel, LibrarySnapshot, take_snapshot
 from app.widgets.player import PlayerPanel
 from app.widgets.results_grid import ResultsGrid
 from app.widgets.search_bar import SearchBar, query_kind_of
 from app.workers import JobWorker, Workers
-from engine.jobs import CancelToken, Progress
 from engine.search.moments import Moment, SearchResult
 
 log = logging.getLogger(__name__)
@@ -69,17 +67,9 @@ class MainWindow(QMainWindow):
         self.workers = workers or Workers(parent=self)
         self.qsettings = qsettings or QSettings("mmvsearch", "mmvsearch")
         self.models_state = "idle"          # idle | loading | ready | failed
-        self.search_seq = 0
-        self.shown_seq = 0
-        self.last_query: tuple[str, Any] | None = None
-        self.last_result: SearchResult | None = None
-        self.index_job: JobWorker | None = None
-        self.index_queue: list[list[str]] = []
-        self.paused_paths: list[str] | None = None
-        self._pausing = False
-        self._thumb_job: JobWorker | None = None
-        self._snapshot_at = 0.0
         self.finetune_dialog = None
+        self.indexer = IndexQueue(self.workers, lambda: self.lib, self)
+        self.searches = SearchRunner(self.workers, lambda: self.lib, self)
 
         self.setWindowTitle("mmvsearch")
         if ICON_PATH.exists():
@@ -164,13 +154,24 @@ class MainWindow(QMainWindow):
         self.search_bar.mic.failed.connect(lambda exc: self.notifier.error("Microphone unavailable", exc))
         self.grid.current_moment.connect(self._on_current_moment)
         self.grid.activated_moment.connect(self.play)
-        self.player.more_like_this.connect(self.more_like_this)
-        self.player.open_external.connect(lambda m: desktop.open_in_system_player(m.path))
-        self.player.reveal.connect(lambda m: desktop.reveal_in_file_manager(m.path))
+        for source in (self.player, self.grid):
+            source.more_like_this.connect(self.more_like_this)
+            source.open_external.connect(self.open_external)
+            source.reveal.connect(self.reveal)
         lp = self.library_panel
         lp.add_folder.connect(self.choose_folder)
         lp.rescan.connect(lambda folder: self.index_paths([folder]))
         lp.remove.connect(self.remove_folder)
+        self.searches.results.connect(self._on_results)
+        self.searches.failed.connect(self._on_search_error)
+        self.searches.thumbnail.connect(
+            lambda row, img: self.grid.results.set_thumbnail(row, QPixmap.fromImage(img)))
+        ix = self.indexer
+        ix.started.connect(self._index_started)
+        ix.progress.connect(lp.job_progress)
+        ix.snapshot.connect(self._on_snapshot)
+        ix.failed.connect(lambda exc, tb: self.notifier.error("Indexing stopped", exc, tb))
+        ix.finished.connect(self._index_done)
         lp.pause.connect(self.pause_indexing)
         lp.resume.connect(self.resume_indexing)
         lp.cancel.connect(self.cancel_indexing)
@@ -225,7 +226,7 @@ class MainWindow(QMainWindow):
         self.models_state = "ready"
         self._show_model_state(model)
         self.models_ready.emit()
-        if self.last_query is not None and self.shown_seq != self.search_seq:
+        if self.searches.pending:
             self._update_message()
 
     def _models_failed(self, exc: BaseException, tb: str) -> None:
@@ -268,16 +269,19 @@ class MainWindow(QMainWindow):
         if folder:
             self.index_paths([folder])
 
+    @property
+    def index_job(self) -> JobWorker | None:
+        return self.indexer.job
+
+    @property
+    def index_queue(self) -> list[list[str]]:
+        return self.indexer.queue
+
     def index_paths(self, paths: list[str]) -> None:
         """Index files/folders; queued when a job is already writing (the database has one writer)."""
         paths = [str(Path(p).expanduser().resolve()) for p in paths]
         if not paths:
             return
-        if self.index_job is not None:
-            self.index_queue.append(paths)
-            self.notifier.info("Queued", f"{len(paths)} item(s) will be indexed after the current job.")
-            return
-        self.paused_paths = None
         watched = getattr(self.lib.settings, "watch_folders", None)
         if watched:   # watching is on: folders added from now on are watched too
             new = [p for p in paths if Path(p).is_dir() and p not in watched]
@@ -285,37 +289,15 @@ class MainWindow(QMainWindow):
                 watched.extend(new)
                 self.lib.save_settings()
                 self.apply_watch_setting()
-        self.library_panel.job_started("Indexing " + ", ".join(Path(p).name for p in paths[:3])
-                                       + ("…" if len(paths) > 3 else ""))
-        job = JobWorker(lambda token, ps=paths: self.lib.index(ps, token), snapshot_fn=self._snapshot_in_job)
-        job.paths = paths  # type: ignore[attr-defined] - remembered for pause/resume
-        job.signals.progress.connect(self.library_panel.job_progress)
-        job.signals.snapshot.connect(self._on_snapshot)
-        job.signals.error.connect(lambda exc, tb: self.notifier.error("Indexing stopped", exc, tb))
-        job.signals.finished.connect(lambda j=job: self._index_done(j))
-        self.index_job = job
+        if not self.indexer.index(paths):
+            self.notifier.info("Queued", f"{len(paths)} item(s) will be indexed after the current job.")
+
+    def _index_started(self, label: str) -> None:
         self._errors_before = sum(len(v) for v in self.library_panel.snapshot.errors.values())
-        self.workers.start(job)
+        self.library_panel.job_started(label)
 
-    def _snapshot_in_job(self, p: Progress | None) -> LibrarySnapshot | None:
-        """Runs in the indexing thread between two steps: refresh the panel at most twice a second
-        (and always once at the end, ``p is None``)."""
-        now = time.monotonic()
-        if p is not None and now - self._snapshot_at < 0.5:
-            return None
-        self._snapshot_at = now
-        return take_snapshot(self.lib)
-
-    def _index_done(self, job: JobWorker) -> None:
-        self.index_job = None
-        state = "done"
-        if job.token.cancelled:
-            state = "paused" if self._pausing else "cancelled"
-        elif job.failure is not None:
-            state = "error"
-        self._pausing = False
+    def _index_done(self, state: str) -> None:
         if state == "paused":
-            self.paused_paths = job.paths  # type: ignore[attr-defined]
             self.library_panel.job_paused()
         else:
             self.library_panel.job_finished()
@@ -325,8 +307,6 @@ class MainWindow(QMainWindow):
         # here in another worker could overlap the next queued job's writes
         self._after_index_snapshot(self.library_panel.snapshot, state)
         self.index_finished.emit(state)
-        if self.index_queue and state == "done":
-            self.index_paths(self.index_queue.pop(0))
 
     def _after_index_snapshot(self, snap: LibrarySnapshot, state: str) -> None:
         errors = [v for vs in snap.errors.values() for v in vs]
@@ -343,33 +323,24 @@ class MainWindow(QMainWindow):
 
     def _on_folder_changed(self, root: str) -> None:
         """New or changed files in a watched folder: index it again (unchanged files are skipped)."""
-        if self.index_job is not None and root in getattr(self.index_job, "paths", []):
-            return
-        if [root] in self.index_queue:
-            return
-        self.index_paths([root])
+        if not self.indexer.covers([root]):
+            self.index_paths([root])
 
     def pause_indexing(self) -> None:
-        if self.index_job is not None:
-            self._pausing = True
+        if self.indexer.busy:
             self.library_panel.job_stopping()
-            self.index_job.cancel()
+            self.indexer.pause()
 
     def resume_indexing(self) -> None:
-        paths, self.paused_paths = self.paused_paths, None
-        if paths:
-            self.index_paths(paths)
-        else:
+        if not self.indexer.resume():
             self.library_panel.job_finished()
 
     def cancel_indexing(self) -> None:
-        self.index_queue.clear()
-        if self.index_job is not None:
+        if self.indexer.busy:
             self.library_panel.job_stopping()
-            self.index_job.cancel()
         else:  # cancelling a paused job: forget it
-            self.paused_paths = None
             self.library_panel.job_finished()
+        self.indexer.cancel()
 
     def remove_folder(self, folder: str) -> None:
         if self.index_job is not None:
@@ -418,11 +389,27 @@ class MainWindow(QMainWindow):
             if m is not None:
                 self.play(m)
 
+    # the search state lives in SearchRunner; these read it (tests, bench, screenshots use them)
+    @property
+    def search_seq(self) -> int:
+        return self.searches.seq
+
+    @property
+    def shown_seq(self) -> int:
+        return self.searches.shown_seq
+
+    @property
+    def last_query(self) -> tuple[str, Any] | None:
+        return self.searches.last_query
+
+    @property
+    def last_result(self) -> SearchResult | None:
+        return self.searches.last_result
+
     def search_now(self) -> None:
         text = self.search_box.text().strip()
         if not text:
-            self.search_seq += 1          # drop whatever is in flight
-            self.last_query = None
+            self.searches.clear()
             self.grid.set_moments([])
             self.search_bar.set_info("")
             self._update_message()
@@ -450,85 +437,25 @@ class MainWindow(QMainWindow):
 
     def run_search(self, kind: str, query: Any) -> int:
         """Start a search in a worker; only the newest one's results are ever shown."""
-        self.search_seq += 1
-        seq = self.search_seq
-        self.last_query = (kind, query)
-        fn = {
-            "text": lambda: self.lib.search_text(query),
-            "audio": lambda: self.lib.search_audio(query),
-            "mic": lambda: self.lib.search_audio(query),
-            "image": lambda: self.lib.search_image(query),
-            "like": lambda: self.lib.search_like(query.best_clip_id),
-        }[kind]
-        started = time.perf_counter()
-        self.search_bar.set_info(self._describe_query(kind, query) + " · searching…")
-        if self.models_state == "loading":
-            self.search_bar.set_info(self._describe_query(kind, query) + " · waiting for the models to load…")
-        # connect before start: a fast failure must not beat its own connection
-        self.workers.call(
-            fn, on_result=lambda r, s=seq, k=kind, q=query: self._on_results(s, k, q, r, started),
-            on_error=lambda exc, tb, s=seq: self._on_search_error(s, exc, tb), lane="search")
+        seq = self.searches.run(kind, query)
+        waiting = " · waiting for the models to load…" if self.models_state == "loading" else " · searching…"
+        self.search_bar.set_info(describe_query(kind, query) + waiting)
         return seq
 
-    def _describe_query(self, kind: str, query: Any) -> str:
-        if kind == "text":
-            return f"Text: “{html.escape(str(query))}”"
-        if kind in ("audio", "image"):
-            return f"{'Sound' if kind == 'audio' else 'Picture'}: {html.escape(Path(query).name)}"
-        if kind == "mic":
-            return f"Microphone: {len(query) / 16000:.1f} s"
-        if kind == "like":
-            return f"More like {html.escape(Path(query.path).name)} {span(query.start, query.end)}"
-        return kind
-
-    def _on_search_error(self, seq: int, exc: BaseException, tb: str) -> None:
-        if seq != self.search_seq:
-            return
+    def _on_search_error(self, exc: BaseException, tb: str) -> None:
         self.search_bar.set_info("")
         self.notifier.error("Search failed", exc, tb)
         self._update_message()
 
-    def _on_results(self, seq: int, kind: str, query: Any, result: SearchResult, started: float) -> None:
-        if seq != self.search_seq:
-            return  # a newer query was typed meanwhile: never flash stale results
-        self.shown_seq = seq
-        self.last_result = result
-        info = self._describe_query(kind, query)
+    def _on_results(self, result: SearchResult, took: float) -> None:
+        kind, query = self.last_query or ("text", "")
+        info = describe_query(kind, query)
         if result.transcript:
             info = f"You said: <b>“{html.escape(result.transcript)}”</b>"
-        took = time.perf_counter() - started
         self.search_bar.set_info(f"{info} · {len(result.moments)} moments in {took:.2f} s")
         self.grid.set_moments(result.moments)
-        self._load_thumbnails(seq, result.moments)
         self._update_message()
         self.search_done.emit(result)
-
-    def _load_thumbnails(self, seq: int, moments: list[Moment]) -> None:
-        if self._thumb_job is not None:
-            self._thumb_job.cancel()
-        if not moments:
-            return
-        lib = self.lib
-
-        def thumbs(token: CancelToken) -> Iterator[Progress]:
-            for row, m in enumerate(moments):
-                token.raise_if_cancelled()
-                try:
-                    # QImage may be built off the GUI thread, QPixmap may not
-                    img = QImage(str(lib.thumbnail(m.path, m.best_time)))
-                except Exception as exc:
-                    log.debug("thumbnail failed for %s: %s", m.path, exc)
-                    continue
-                yield Progress("thumbnails", row + 1, len(moments), info={"row": row, "image": img})
-
-        job = JobWorker(thumbs)
-        job.signals.progress.connect(lambda p, s=seq: self._on_thumbnail(s, p))
-        self._thumb_job = job
-        self.workers.start(job, lane="thumbnails")
-
-    def _on_thumbnail(self, seq: int, p: Progress) -> None:
-        if seq == self.shown_seq and not p.info["image"].isNull():
-            self.grid.results.set_thumbnail(p.info["row"], QPixmap.fromImage(p.info["image"]))
 
     def _update_message(self) -> None:
         """The empty states: say what to do next rather than showing a blank grid."""
@@ -541,7 +468,10 @@ class MainWindow(QMainWindow):
                     "<p>Drop folders of videos anywhere on this window, or use <b>Add folder…</b>.</p>"
                     "<p>Then describe a moment in words, record a sound with the microphone button, "
                     "or drop a picture or a sound on the search box.</p>")
-        elif self.last_query is not None and self.shown_seq == self.search_seq:
+        elif self.searches.last_error is not None and not self.searches.pending:
+            text = ("<h3>The search did not work</h3><p>The notification in the corner says why; "
+                    "“Details” has the full report.</p>")
+        elif self.last_query is not None and not self.searches.pending:
             text = ("<h3>No moments matched</h3><p>Try other words, or describe what can be seen or heard "
                     "(“a dog barking”, “waves on a beach”).</p>")
         elif self.last_query is not None:
@@ -564,6 +494,16 @@ class MainWindow(QMainWindow):
 
     def play(self, m: Moment) -> None:
         self.player.play_moment(m, autoplay=True)
+
+    def open_external(self, m: Moment) -> None:
+        if self.player.is_playing():
+            self.player.toggle()   # one sound at a time
+        if not desktop.open_in_system_player(m.path):
+            self.notifier.error("Could not open the video", f"No application opens {m.path}")
+
+    def reveal(self, m: Moment) -> None:
+        if not desktop.reveal_in_file_manager(m.path):
+            self.notifier.error("Could not show the file", f"No file manager opens {Path(m.path).parent}")
 
     # ---- dialogs -------------------------------------------------------------------------
     def open_settings(self) -> None:
@@ -596,8 +536,7 @@ class MainWindow(QMainWindow):
         self.player.stop()
         old, self.lib = self.lib, new
         self.grid.set_moments([])
-        self.last_query = None
-        self.search_seq += 1
+        self.searches.clear()
         self.qsettings.setValue("library/last", str(new.paths.root))
         self.workers.wait(10000)  # nothing may still use the old library's connection
         old.close()

@@ -1,6 +1,6 @@
 """GUI benchmarks: time to a visible window, typing-to-results, event-loop latency while indexing.
 
-    python bench/bench_gui.py [--media /work/shared/media] [--library /tmp/mmv-bench-lib] [--json out.json]
+    python bench/bench_gui.py [--media /work/shared/media] [--library /tmp/mmvsearch-gui-bench-lib] [--json out.json]
 
 1. start-up: ``mmvsearch-app`` is launched as a fresh process (5 runs); it prints the time from
    launch to the first turn of the event loop after ``show()`` (``MMVSEARCH_STARTUP_PROBE``).
@@ -84,6 +84,12 @@ def _window(lib, tmp: str):
     return w
 
 
+def _models_ready(w) -> None:
+    _wait(lambda: w.models_state in ("ready", "failed"), 900)
+    if w.models_state == "failed":
+        raise RuntimeError(f"models failed to load: {[(n.text, n.details) for n in w.notifier.history]}")
+
+
 def bench_typing(media: Path, library: Path, tmp: str) -> dict:
     from PySide6.QtTest import QTest
 
@@ -93,7 +99,7 @@ def bench_typing(media: Path, library: Path, tmp: str) -> dict:
     lib = Library(library, device="cpu")
     w = _window(lib, tmp)
     t0 = time.monotonic()
-    _wait(lambda: w.models_state == "ready", 900)
+    _models_ready(w)
     load_s = time.monotonic() - t0
     t0 = time.monotonic()
     w.index_paths([str(media / "video")])
@@ -148,7 +154,7 @@ def bench_responsiveness(media: Path, tmp: str) -> dict:
     _qt()
     lib = Library(Path(tmp) / "resp-lib", device="cpu")
     w = _window(lib, tmp)
-    _wait(lambda: w.models_state == "ready", 900)
+    _models_ready(w)
     idle = _timer_lateness(3.0, lambda: True)
     folders = [str(media / "video" / "vas"), str(media / "video" / "demos")]
     w.index_paths(folders)
@@ -169,7 +175,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--media", default=os.environ.get("MMV_SHARED_MEDIA",
                                                       str(REPO.parent / "shared" / "media")))
-    ap.add_argument("--library", default="/tmp/mmv-bench-lib",
+    ap.add_argument("--library", default="/tmp/mmvsearch-gui-bench-lib",
                     help="kept between runs (indexing is incremental)")
     ap.add_argument("--json", help="also write the figures here")
     ap.add_argument("--only", choices=("startup", "typing", "responsiveness"))

@@ -115,6 +115,18 @@ class Library:
             self._writer_lock.release()
             self._searcher = None  # pick up the new vectors
 
+    def transcribe(self, token: CancelToken | None = None) -> Iterator[Progress]:
+        """Add transcripts and sound captions to videos indexed without them (no video re-embedding)."""
+        from engine.speech.transcribe_library import transcribe_library
+
+        if not self._writer_lock.acquire(blocking=False):
+            raise LibraryError("another job is already writing to this library")
+        try:
+            yield from transcribe_library(self, token or CancelToken())
+        finally:
+            self._writer_lock.release()
+            self._searcher = None
+
     def remove(self, path: str | Path) -> int:
         """Forget a file or every file under a folder. Returns how many videos were removed."""
         from engine.index.store import remove_videos

@@ -60,9 +60,6 @@ def test_spoken_query_is_transcribed_and_its_words_find_the_video(library, tmp_p
     assert top_label(words_only) == label, [(m.path, m.score, m.reasons) for m in words_only.moments]
 
 
-@pytest.mark.xfail(strict=False, reason="Searcher.search_audio fuses the sound-alike channel (S_va cosine "
-                   "~0.65-0.7 for any voice against any clip) at full weight with the transcript's text "
-                   "hits, so a spoken query ranks by how much the clips sound like a voice")
 @pytest.mark.parametrize(("spoken", "label"), SPOKEN)
 def test_spoken_query_through_the_microphone_finds_the_video(library, tmp_path, spoken, label):
     result = library.search_audio(spoken_through_microphone(tmp_path, spoken))

@@ -92,6 +92,27 @@ def test_music_and_noise_videos_get_no_hallucinated_speech(transcriber, relative
     assert said == [], [s.text for s in said]
 
 
+def test_one_shared_transcriber_per_device_across_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda _: get_transcriber("cpu"), range(8)))
+    assert all(t is found[0] for t in found)
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() == 0:
+        assert get_transcriber("auto") is found[0]  # without a GPU "auto" is the CPU model
+
+
+def test_concurrent_calls_are_serialised_and_correct(transcriber):
+    from concurrent.futures import ThreadPoolExecutor
+
+    wave = speak(SENTENCES[3])
+    with ThreadPoolExecutor(2) as pool:
+        texts = list(pool.map(lambda w: " ".join(s.text for s in transcriber.speech(w)), [wave, wave]))
+    assert texts[0] == texts[1] and "football" in texts[0].lower()
+
+
 # ---- sound captions ---------------------------------------------------------------------------
 @pytest.mark.parametrize(("relative", "expected"), [
     ("video/vas/dog__video_02754.mp4", "bark"),

@@ -8,6 +8,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPaintEvent, QPen
 from PySide6.QtWidgets import QWidget
 
+MAX_POINTS = 2000
+
 
 class LossPlot(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -23,7 +25,10 @@ class LossPlot(QWidget):
     def add(self, x: float, y: float, name: str = "loss") -> None:
         if y is None or not math.isfinite(float(y)):
             return
-        self.series.setdefault(name, []).append((float(x), float(y)))
+        points = self.series.setdefault(name, [])
+        points.append((float(x), float(y)))
+        if len(points) > MAX_POINTS:   # a long run: halve the density, the shape stays
+            points[:] = points[::2]
         self.update()
 
     def paintEvent(self, e: QPaintEvent) -> None:

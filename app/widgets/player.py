@@ -218,6 +218,13 @@ class PlayerPanel(QWidget):
     def position_s(self) -> float:
         return self.player.position() / 1000 if self.player is not None else 0.0
 
+    def is_playing(self) -> bool:
+        if self.player is None:
+            return False
+        from PySide6.QtMultimedia import QMediaPlayer
+
+        return self.player.playbackState() == QMediaPlayer.PlaybackState.PlayingState
+
     def toggle(self) -> None:
         if self.player is None:
             return

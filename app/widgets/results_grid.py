@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QSize,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import QColor, QFont, QKeyEvent, QPainter, QPixmap
-from PySide6.QtWidgets import QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
+from PySide6.QtWidgets import QListView, QMenu, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from app.format import span
 from engine.search.moments import Moment
@@ -135,6 +144,9 @@ class ResultsGrid(QListView):
 
     activated_moment = Signal(object)   # Moment to play
     current_moment = Signal(object)     # Moment now selected (or None)
+    more_like_this = Signal(object)
+    open_external = Signal(object)
+    reveal = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -151,6 +163,8 @@ class ResultsGrid(QListView):
         self.setWordWrap(True)
         self.setMouseTracking(True)
         self.doubleClicked.connect(lambda idx: self.activated_moment.emit(idx.data(MomentRole)))
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._menu)
         self.selectionModel().currentChanged.connect(
             lambda cur, _prev: self.current_moment.emit(cur.data(MomentRole) if cur.isValid() else None))
 
@@ -163,6 +177,19 @@ class ResultsGrid(QListView):
     def selected_moment(self) -> Moment | None:
         idx = self.currentIndex()
         return idx.data(MomentRole) if idx.isValid() else None
+
+    def _menu(self, pos: QPoint) -> None:
+        idx = self.indexAt(pos)
+        if not idx.isValid():
+            return
+        m: Moment = idx.data(MomentRole)
+        menu = QMenu(self)
+        menu.addAction("Play", lambda: self.activated_moment.emit(m))
+        menu.addAction("More like this", lambda: self.more_like_this.emit(m)).setEnabled(m.best_clip_id >= 0)
+        menu.addSeparator()
+        menu.addAction("Open in system player", lambda: self.open_external.emit(m))
+        menu.addAction("Show in folder", lambda: self.reveal.emit(m))
+        menu.exec(self.viewport().mapToGlobal(pos))
 
     def keyPressEvent(self, e: QKeyEvent) -> None:
         if e.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.selected_moment() is not None:

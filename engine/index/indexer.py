@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.errors import DiskFullError, MediaError
+from engine.errors import Cancelled, DiskFullError, MediaError
 from engine.index.ann import AnnIndex, open_index
 from engine.index.db import set_meta
 from engine.index.decode import DecodedVideo, decode_video
@@ -104,8 +104,12 @@ def _index_files(lib: Library, model: MMVModel, todo: list[tuple[int, Path]], to
             future, pending = pending, submit(i + 1)  # decode the next file while this one runs
             try:
                 decoded = future.result()
-                result = _embed(model, video_id, decoded, transcriber)
+                result = _embed(model, video_id, decoded, transcriber, token)
                 clip_ids = write_video(lib, result, model.model_id, cfg.backbone_id, clip_s, save_segments)
+            except Cancelled:  # the transcriber saw the token mid-video; this video stays pending
+                yield _progress("cancelled", stats, len(todo), t0,
+                                f"cancelled; {len(todo) - i} videos left (indexing resumes where it stopped)", summary)
+                return
             except DiskFullError:
                 raise
             except MediaError as exc:
@@ -128,7 +132,7 @@ def _index_files(lib: Library, model: MMVModel, todo: list[tuple[int, Path]], to
         _save_indexes(lib, model, indexes)
 
 
-def _embed(model: MMVModel, video_id: int, decoded: DecodedVideo, transcriber) -> VideoResult:
+def _embed(model: MMVModel, video_id: int, decoded: DecodedVideo, transcriber, token: CancelToken) -> VideoResult:
     vfeat = model.video_features(decoded.frames)
     pv = model.project_video(vfeat)
     emb = {("va", "video"): pv["va"], ("vat", "video"): pv["vat"]}
@@ -139,7 +143,8 @@ def _embed(model: MMVModel, video_id: int, decoded: DecodedVideo, transcriber) -
         emb[("va", "audio")], emb[("vat", "audio")] = pa["va"], pa["vat"]
     segments = None
     if transcriber is not None:
-        segments = [] if decoded.audio is None else transcriber.transcribe(decoded.audio, model.config.sample_rate)
+        segments = [] if decoded.audio is None else transcriber.transcribe(decoded.audio, model.config.sample_rate,
+                                                                            token=token)
     return VideoResult(video_id, decoded.windows, vfeat.numpy(), None if afeat is None else afeat.numpy(),
                        emb, decoded.info, segments)
 

@@ -27,19 +27,21 @@ def load_audio(path: Path, sr: int = SAMPLE_RATE, max_seconds: float | None = No
             return None
         stream = container.streams.audio[0]
         stream.thread_type = "AUTO"
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+        # Resample keeping the channels, then average them: FFmpeg's mono downmix sums channels
+        # (+3 dB on stereo, peaks above full scale), which would distort levels and transcription.
+        resampler = av.AudioResampler(format="fltp", rate=sr)
         chunks: list[np.ndarray] = []
         total, limit = 0, None if max_seconds is None else int(max_seconds * sr)
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
-                    arr = out.to_ndarray().reshape(-1)
+                    arr = out.to_ndarray().mean(axis=0)
                     chunks.append(arr)
                     total += arr.size
                 if limit is not None and total >= limit:
                     break
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                chunks.append(out.to_ndarray().mean(axis=0))
         except (av.error.FFmpegError, ValueError) as exc:
             if not chunks:
                 raise MediaError(f"cannot decode audio of {Path(path).name}: {error_reason(exc)}") from exc

@@ -114,18 +114,25 @@ class Searcher:
         t0 = time.perf_counter()
         wave = self._load_wave(audio, sample_rate)
         emb = self.model.encode_audio(wave)
-        hits = self._knn("va", "audio", emb["va"][0], "heard")
+        transcript, sound_weight = self._spoken_text(wave)
+        hits = self._knn("va", "audio", emb["va"][0], "heard", weight=sound_weight)
         if self.trained:
-            hits += self._knn("va", "video", emb["va"][0], "seen")
-        transcript = self._spoken_text(wave)
+            hits += self._knn("va", "video", emb["va"][0], "seen", weight=sound_weight)
         if transcript:
             hits += self._text_hits(transcript)
         return self._result(hits, kind, t0, top_k, transcript)
 
-    def _spoken_text(self, wave: np.ndarray) -> str | None:
-        from engine.speech.query import spoken_text
+    def _spoken_text(self, wave: np.ndarray) -> tuple[str | None, float]:
+        """(transcript or None, weight of the sound-alike channels).
 
-        return spoken_text(wave, self.model.config.sample_rate)
+        A recording that is mostly speech only "sounds like a voice": its sound-alike hits are
+        scaled down by the share of speech, so the words decide.
+        """
+        from engine.speech.query import speech_fraction, spoken_text
+
+        sr = self.model.config.sample_rate
+        transcript = spoken_text(wave, sr, device=self.model.device.type)
+        return transcript, (1.0 - speech_fraction(wave, sr)) if transcript else 1.0
 
     def _load_wave(self, audio: str | Path | np.ndarray, sample_rate: int) -> np.ndarray:
         if isinstance(audio, np.ndarray):

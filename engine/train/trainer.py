@@ -52,6 +52,8 @@ class TrainConfig:
     # and only the video/audio side moves: fitting it to a few hundred sentences of one library
     # would bend the space for all the queries those sentences do not cover.
     train_text_head: bool = False
+    # Which feature centres to set from the library's mean before training ("video", "audio").
+    calibrate: tuple[str, ...] = ("video", "audio")
     learn_temperature: bool = False
     weight_decay: float = 0.0
     warmup: float = 0.1
@@ -125,6 +127,7 @@ def _saved_config(checkpoint: dict, device: str) -> TrainConfig:
     """A resumed run continues the interrupted run's schedule; only the device may change."""
     known = {f.name for f in fields(TrainConfig)}
     saved = {k: v for k, v in checkpoint["config"].items() if k in known}
+    saved["calibrate"] = tuple(saved.get("calibrate", ("video", "audio")))
     return TrainConfig(**{**saved, "weights": tuple(saved["weights"]), "device": device})
 
 
@@ -156,8 +159,9 @@ class _Run:
     @torch.no_grad()
     def calibrate_centres(self) -> None:
         """Unsupervised calibration: centre the features on the library's own mean."""
-        self.heads.video_center.copy_(self.data.video.float().mean(dim=(0, 1)).to(self.device))
-        if bool(self.data.has_audio.any()):
+        if "video" in self.cfg.calibrate:
+            self.heads.video_center.copy_(self.data.video.float().mean(dim=(0, 1)).to(self.device))
+        if "audio" in self.cfg.calibrate and bool(self.data.has_audio.any()):
             self.heads.audio_center.copy_(
                 self.data.audio[self.data.has_audio].float().mean(dim=0).to(self.device)
             )

@@ -84,6 +84,7 @@ def test_drop_index_type_play(qtbot, make_window, fake_lib, tmp_path):
     assert w.player.moment is result.moments[1]
     # thumbnails arrive from a worker
     qtbot.waitUntil(lambda: len(w.grid.results.thumbs) == len(result.moments), timeout=5000)
+    assert not w.grid.viewport().grab().isNull()   # the card painter runs (thumbnail, chips, snippet)
     # only one search ran for all the typing (debounced)
     assert [c for c in fake_lib.calls if c[0] == "text"] == [("text", "red thing")]
 
@@ -112,8 +113,10 @@ def test_stale_results_are_dropped(qtbot, make_window, fake_lib, tmp_path):
     assert Path(w.grid.results.moments[0].path).name == "blue_b.mp4"  # the late "slow red" did not land
 
 
-def test_search_error_is_a_notification(qtbot, make_window, fake_lib):
+def test_search_error_is_a_notification(qtbot, make_window, fake_lib, tmp_path):
+    make_folder(tmp_path / "v", ["red_a.mp4"])
     w = make_window(fake_lib)
+    index_and_wait(qtbot, w, [tmp_path / "v"])
 
     def boom(text, top_k=20):
         raise QueryError("that query makes no sense")
@@ -123,6 +126,7 @@ def test_search_error_is_a_notification(qtbot, make_window, fake_lib):
     note = [n for n in w.notifier.history if n.level == "error"][-1]
     assert note.text == "that query makes no sense"
     assert "QueryError" in note.details
+    assert "did not work" in w.message.text()
 
 
 def test_microphone_search_shows_transcript(qtbot, make_window, fake_lib, tmp_path):
@@ -323,6 +327,7 @@ def test_finetune_dialog_trains_and_switches_back(qtbot, make_window, tmp_path):
     assert blocker.args == ["ft-1"]
     assert len(dlg.plot.series["loss"]) == 20
     assert "recall@5" in dlg.figures.text() and "0.550" in dlg.figures.text()
+    assert not dlg.plot.grab().isNull()
     qtbot.waitUntil(lambda: dlg.models.count() == 2, timeout=3000)
     assert dlg.back_btn.isEnabled()
     with qtbot.waitSignal(dlg.model_changed, timeout=5000) as blocker:
@@ -423,3 +428,21 @@ def test_switch_library(qtbot, make_window, fake_lib, tmp_path, qsettings):
     assert qsettings.value("library/last") == str(w.lib.paths.root)
     w.close()
     w.lib.close()
+
+
+def test_open_and_reveal_go_to_the_desktop(qtbot, make_window, fake_lib, tmp_path, monkeypatch):
+    from app import desktop
+
+    opened, revealed = [], []
+    monkeypatch.setattr(desktop, "open_in_system_player", lambda p: opened.append(p) or True)
+    monkeypatch.setattr(desktop, "reveal_in_file_manager", lambda p: revealed.append(p) or False)
+    make_folder(tmp_path / "v", ["red_a.mp4"])
+    w = make_window(fake_lib)
+    index_and_wait(qtbot, w, [tmp_path / "v"])
+    with qtbot.waitSignal(w.search_done, timeout=5000) as blocker:
+        w.run_search("text", "red")
+    m = blocker.args[0].moments[0]
+    w.player.ext_btn.click()
+    w.grid.reveal.emit(m)
+    assert opened == [m.path] and revealed == [m.path]
+    assert w.notifier.history[-1].title == "Could not show the file"   # reveal said it failed
