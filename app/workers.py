@@ -47,14 +47,22 @@ class _Worker(QRunnable):
         self.setAutoDelete(False)
         self.failure: BaseException | None = None   # set when run() ended with an exception
 
+    def _emit(self, name: str, *args: Any) -> None:
+        """Emit one of ``signals``; a window closed while this job was still finishing (a model
+        load outliving the shutdown wait) has deleted them, and nobody is listening any more."""
+        try:
+            getattr(self.signals, name).emit(*args)
+        except RuntimeError:
+            log.debug("signal %s dropped: its receiver is gone", name)
+
     def _fail(self, exc: BaseException) -> None:
         self.failure = exc
         if isinstance(exc, Cancelled):
-            self.signals.cancelled.emit()
+            self._emit("cancelled")
             return
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         log.debug("worker failed: %s", tb)
-        self.signals.error.emit(exc, tb)
+        self._emit("error", exc, tb)
 
 
 class CallWorker(_Worker):
@@ -65,15 +73,15 @@ class CallWorker(_Worker):
         self.fn, self.args, self.kwargs = fn, args, kwargs
 
     def run(self) -> None:
-        self.signals.started.emit()
+        self._emit("started")
         try:
             value = self.fn(*self.args, **self.kwargs)
         except BaseException as exc:
             self._fail(exc)
         else:
-            self.signals.result.emit(value)
+            self._emit("result", value)
         finally:
-            self.signals.finished.emit()
+            self._emit("finished")
 
 
 class JobWorker(_Worker):
@@ -98,7 +106,7 @@ class JobWorker(_Worker):
         self.token.cancel()
 
     def run(self) -> None:
-        self.signals.started.emit()
+        self._emit("started")
         gen = None
         try:
             gen = self.factory(self.token)
@@ -106,17 +114,17 @@ class JobWorker(_Worker):
             # cleanly; the worker never abandons a generator half-way through a unit.
             for p in gen:
                 self.last = p
-                self.signals.progress.emit(p)
+                self._emit("progress", p)
                 if self.snapshot_fn is not None:
                     snap = self.snapshot_fn(p)
                     if snap is not None:
-                        self.signals.snapshot.emit(snap)
+                        self._emit("snapshot", snap)
             if self.token.cancelled:
                 raise Cancelled("cancelled by user")
         except BaseException as exc:
             self._fail(exc)
         else:
-            self.signals.result.emit(None)
+            self._emit("result", None)
         finally:
             # Close here, in this thread: a generator kept alive by a stored traceback would
             # otherwise run its ``finally`` (releasing the library's writer lock) much later.
@@ -125,10 +133,10 @@ class JobWorker(_Worker):
                 close()
             if self.snapshot_fn is not None:
                 try:
-                    self.signals.snapshot.emit(self.snapshot_fn(None))
+                    self._emit("snapshot", self.snapshot_fn(None))
                 except Exception:
                     log.exception("final snapshot failed")
-            self.signals.finished.emit()
+            self._emit("finished")
 
 
 class Workers(QObject):

@@ -132,7 +132,7 @@ def test_publish_registers_switches_and_keeps_the_previous_model(library):
         == library.db.conn.execute("SELECT COUNT(*) FROM embeddings WHERE model_id=?", (BASE,)).fetchone()[0]
     )
     clip_ids, vecs = _stored(library, new_id, "va", "video")
-    index = AnnIndex.load(index_path(library.paths.ann_dir, new_id, "va", "video"), 512)
+    index = AnnIndex.load(index_path(library.paths.ann_dir, new_id, "va", "video"), library.load_models().config.va_dim)
     assert index.query(vecs[3], 1)[0][0] == clip_ids[3]
     assert all(index_path(library.paths.ann_dir, new_id, s, m).exists() for s, m in SPACE_MODALITIES)
     assert not (library.paths.models_dir / RESUME_FILE).exists()
@@ -205,8 +205,9 @@ def test_use_model_reverts_and_rebuilds_missing_index_files(library):
 
 def test_time_limited_run_stops_on_time(library):
     events = _run(library, epochs=None, minutes=0.01)
-    steps = [e for e in events if e.stage == "train"]
-    assert len(steps) > 0 and events[-1].info["train_seconds"] == pytest.approx(0.6, abs=0.5)
+    elapsed = [e.info["elapsed_s"] for e in events if e.stage == "train"]
+    # Stops at the first step that ends past the 0.6 s budget (however slow a step is on a busy CPU).
+    assert all(e < 0.6 for e in elapsed[:-1]) and elapsed[-1] >= 0.6
 
 
 def test_gdt_time_shift_positives_train(library):

@@ -1,8 +1,8 @@
 """FAC projection heads: the trainable part of the MMV model.
 
 Shapes (N clips, T frames per clip):
-    project_video(vfeat [N, T, 1280]) -> {"va": [N, 512], "vat": [N, 384]}
-    project_audio(afeat [N, 2048])    -> {"va": [N, 512], "vat": [N, 384]}
+    project_video(vfeat [N, T, 1280]) -> {"va": [N, 1024], "vat": [N, 384]}
+    project_audio(afeat [N, 2048])    -> {"va": [N, 1024], "vat": [N, 384]}
     project_text(tfeat [N, 384])      -> [N, 384]  (vat)
 All outputs are L2-normalised.
 

@@ -85,5 +85,9 @@ def load_active_model(lib: Library) -> MMVModel:
         if row is None or not row[0]:
             log.warning("active model %s has no checkpoint; using %s", active, model.model_id)
         else:
-            load_heads_checkpoint(model, lib.paths.models_dir / row[0], active)
+            try:
+                load_heads_checkpoint(model, lib.paths.models_dir / row[0], active)
+            except ModelError as exc:  # e.g. trained on an older backbone: search with the base instead
+                log.warning("%s; using the base model %s (run `mmvsearch models use %s` to make it permanent)",
+                            exc, model.model_id, model.model_id)
     return model

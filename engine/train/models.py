@@ -71,12 +71,15 @@ def list_models(lib) -> list[dict]:
 
 
 def _model_dims(lib, model_id: str) -> dict[str, int]:
+    from engine.models.config import get_config
+
+    cfg = get_config(lib.model_name)
     dims = {}
     for space in ("va", "vat"):
         row = lib.db.conn.execute(
             "SELECT vec FROM embeddings WHERE model_id=? AND space=? LIMIT 1", (model_id, space)
         ).fetchone()
-        dims[space] = len(row[0]) // 4 if row else {"va": 512, "vat": 384}[space]
+        dims[space] = len(row[0]) // 4 if row else {"va": cfg.va_dim, "vat": cfg.vat_dim}[space]
     return dims
 
 
