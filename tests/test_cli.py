@@ -40,7 +40,7 @@ def cli_library(tmp_path_factory, generated_dir):
 
 
 def test_search_json_prints_one_object_per_moment(cli_library, tmp_path):
-    lib, folder = cli_library
+    lib, _ = cli_library
     wav = write_wav(tmp_path / "tone.wav", make_audio(3.0, tone_hz=440.0))
     res = mmv(lib, "search", "--audio", str(wav), "--top", "3", "--json")
     assert res.returncode == 0, res.stderr
