@@ -15,6 +15,7 @@ class ClipHit:
     reason: str = "seen"          # seen | heard | said
     snippet: str | None = None    # matching transcript words, for 'said'/'heard'
     also: tuple[str, ...] = ()    # other channels that matched this clip nearly as well
+    standardised: bool = False    # score already on the common scale (see searcher.standardise_channels)
 
 
 @dataclass

@@ -105,9 +105,17 @@ class Searcher:
         return self._to_hits(ids, sims - HUB_WEIGHT * hub, "seen")
 
     def _transcript_hits(self, text: str, tvec: np.ndarray) -> list[ClipHit]:
+        """Said / heard hits, already standardised against the query's cosine over every segment."""
         from engine.speech.store import transcript_hits
 
-        return transcript_hits(self.conn, text, tvec, limit=CANDIDATES)
+        background: dict = {}
+        hits = transcript_hits(self.conn, text, tvec, limit=CANDIDATES, background=background)
+        if hits:
+            mean, std = background["mean"], max(background["std"], TRANSCRIPT_MIN_STD)
+            for h in hits:
+                h.score = (h.score - mean) / std
+                h.standardised = True
+        return hits
 
     def search_audio(self, audio: str | Path | np.ndarray, top_k: int = 20, sample_rate: int = 16000,
                      kind: str = "audio") -> SearchResult:
@@ -193,10 +201,16 @@ class Searcher:
 
 
 MIN_CHANNEL_STD = 0.05
+# Transcripts are standardised against every segment in the library, which can be a handful:
+# a floor on the spread keeps a tiny library's one close caption from looking like a miracle.
+TRANSCRIPT_MIN_STD = 0.1
+SIGNIFICANT_Z = 2.0
 
 
 def standardise_channels(hits: list[ClipHit]) -> list[ClipHit]:
     """Put each channel (seen / heard / said) on one scale: standard deviations above its mean.
+
+    Channels whose hits came standardised already (transcripts, against all segments) are kept.
 
     Raw scores of different channels are not comparable (short sound captions have a high cosine
     baseline against any query, ConSE vectors a low one), so fusing raw cosines lets the noisiest
@@ -205,7 +219,8 @@ def standardise_channels(hits: list[ClipHit]) -> list[ClipHit]:
     """
     by_channel: dict[str, list[ClipHit]] = {}
     for h in hits:
-        by_channel.setdefault(h.reason, []).append(h)
+        if not h.standardised:
+            by_channel.setdefault(h.reason, []).append(h)
     for channel_hits in by_channel.values():
         scores = np.array([h.score for h in channel_hits])
         mean, std = scores.mean(), max(float(scores.std()), MIN_CHANNEL_STD)
@@ -235,6 +250,11 @@ def fuse_hits(hits: list[ClipHit], combine: str = "max") -> list[ClipHit]:
         for key, h in best.items():
             h.score = sum(sums[key]) / n
     for key, h in best.items():
-        # Say every way a clip matched, not only the strongest (e.g. seen *and* said).
-        h.also = tuple(sorted({o.reason for o in others[key] if o.reason != h.reason and o.score >= 0.8 * h.score}))
+        # Say every way a clip matched, not only the strongest (e.g. seen *and* said): channels close
+        # to the best, or (standardised scores) clearly above their own mean.
+        matched = [o for o in others[key] if o.reason != h.reason
+                   and (o.score >= 0.8 * h.score or (combine == "max" and o.score >= SIGNIFICANT_Z))]
+        h.also = tuple(sorted({o.reason for o in matched}))
+        if h.snippet is None:
+            h.snippet = next((o.snippet for o in sorted(matched, key=lambda o: -o.score) if o.snippet), None)
     return list(best.values())

@@ -65,12 +65,19 @@ def _normalised(features, n: int) -> np.ndarray:
 
 # ---- searching ----------------------------------------------------------------------------------
 def transcript_hits(conn: sqlite3.Connection, query_text: str, query_vec: np.ndarray,
-                    limit: int = 200) -> list[ClipHit]:
-    """Transcript segments matching a text query, best first, as clip hits ("said" / "heard")."""
+                    limit: int = 200, background: dict | None = None) -> list[ClipHit]:
+    """Transcript segments matching a text query, best first, as clip hits ("said" / "heard").
+
+    ``background``, when given, receives the mean and standard deviation of the query's cosine
+    over *all* segments (``mean``, ``std``, ``n``): the null distribution that the searcher uses to
+    put these hits on the same scale as its other channels.
+    """
     qvec = _normalised(query_vec, 1)[0]
     terms = content_words(query_text)
     coverage = _exact_coverage(conn, terms)
     scored: list[tuple[float, int]] = []
+    total = total_sq = 0.0
+    count = 0
     rows = conn.execute("SELECT t.id, t.vec FROM transcripts t JOIN videos v ON v.id = t.video_id "
                         "WHERE v.status = 'done' AND t.vec IS NOT NULL")
     while batch := rows.fetchmany(4096):
@@ -78,11 +85,16 @@ def transcript_hits(conn: sqlite3.Connection, query_text: str, query_vec: np.nda
         mat = np.frombuffer(b"".join(r[1] for r in batch), dtype=np.float32).reshape(len(batch), -1)
         if mat.shape[1] != qvec.shape[0]:
             continue  # written by another text model; cannot be compared
-        for row_id, cos in zip(ids, (mat @ qvec).tolist()):
+        cosines = mat @ qvec
+        total, total_sq, count = total + float(cosines.sum()), total_sq + float((cosines**2).sum()), count + len(ids)
+        for row_id, cos in zip(ids, cosines.tolist()):
             cov = coverage.get(row_id, 0.0)
             if cov > 0 or cos >= MIN_COSINE:
                 scored.append((min(1.0, cos + EXACT_BOOST * cov), row_id))
     scored.sort(reverse=True)
+    if background is not None and count:
+        mean = total / count
+        background.update(mean=mean, std=max(0.0, total_sq / count - mean**2) ** 0.5, n=count)
     return [_to_hit(conn, row_id, score, terms) for score, row_id in scored[:limit]]
 
 
