@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_index import DEFAULT_LIB  # noqa: E402
-from bench.common import save  # noqa: E402
+from bench.bench_index import DEFAULT_LIB
+from bench.common import save
 
 
 def main() -> None:
