@@ -8,6 +8,7 @@ connection.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -74,6 +75,9 @@ class Library:
         self._model_lock = threading.Lock()
         self._writer_lock = threading.Lock()
         self.db = dbmod.connect(self.paths.db)
+        # Inspection (videos/folders/status) reads through its own connection, so a GUI refresh never
+        # runs inside the writer's open transaction on another thread.
+        self._reader = sqlite3.connect(str(self.paths.db), timeout=30.0, check_same_thread=False)
         self._searcher = None
 
     # ---- models -------------------------------------------------------------------------
@@ -169,11 +173,11 @@ class Library:
             args.append(_like_prefix(prefix))
         sql += " GROUP BY v.id ORDER BY v.path"
         return [VideoRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]), bool(r[7]))
-                for r in self.db.conn.execute(sql, args)]
+                for r in self._reader.execute(sql, args)]
 
     def folders(self) -> list[FolderSummary]:
         """Folders the user added (roots), with counts."""
-        roots = [r[0] for r in self.db.conn.execute("SELECT value FROM meta WHERE key LIKE 'root:%' ORDER BY value")]
+        roots = [r[0] for r in self._reader.execute("SELECT value FROM meta WHERE key LIKE 'root:%' ORDER BY value")]
         out = []
         for root in roots:
             rows = self.videos(root) if Path(root).suffix == "" or Path(root).is_dir() else \
@@ -184,13 +188,13 @@ class Library:
     def status(self) -> LibraryStatus:
         rows = self.videos()
         s = _summarise(str(self.paths.root), rows)
-        n_clips = self.db.conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0]
+        n_clips = self._reader.execute("SELECT COUNT(*) FROM clips").fetchone()[0]
         device = self._model.device_note if self._model is not None else self.device_request
         return LibraryStatus(str(self.paths.root), s.n_videos, s.n_done, s.n_errors, s.n_pending, s.n_missing,
                              n_clips, s.seconds, self.active_model_id, device, self.folders())
 
     def clip(self, clip_id: int) -> dict:
-        row = self.db.conn.execute(
+        row = self._reader.execute(
             "SELECT c.id, c.video_id, c.start, c.end, v.path FROM clips c JOIN videos v ON v.id = c.video_id "
             "WHERE c.id = ?", (clip_id,)).fetchone()
         if row is None:
