@@ -51,6 +51,7 @@ def index_paths(lib: Library, paths: list[Path], token: CancelToken, transcribe:
         return
     yield Progress("load", message="loading models")
     model = lib.load_models()
+    model.load_all()  # now, while the user sees "loading models", not in the middle of the first video
     transcriber = _transcriber(model) if transcribe else None
     yield from _index_files(lib, model, plan.to_index, token, transcriber, summary)
 
@@ -133,12 +134,10 @@ def _index_files(lib: Library, model: MMVModel, todo: list[tuple[int, Path]], to
 
 
 def _embed(model: MMVModel, video_id: int, decoded: DecodedVideo, transcriber, token: CancelToken) -> VideoResult:
-    vfeat = model.video_features(decoded.frames)
+    vfeat, afeat = model.clip_features(decoded.frames, decoded.audio, decoded.windows)
     pv = model.project_video(vfeat)
     emb = {("va", "video"): pv["va"], ("vat", "video"): pv["vat"]}
-    afeat = None
-    if decoded.audio is not None:
-        afeat = model.audio_features(decoded.audio, decoded.windows)
+    if afeat is not None:
         pa = model.project_audio(afeat)
         emb[("va", "audio")], emb[("vat", "audio")] = pa["va"], pa["vat"]
     segments = None

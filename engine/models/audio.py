@@ -101,12 +101,19 @@ class AudioTower:
         self.whisper, self.vision = whisper, vision
         self.dim = self.whisper_dim + 1280
 
-    def features(self, wave: np.ndarray, windows: list[tuple[float, float]]) -> np.ndarray:
-        w = self.whisper.features(wave, windows)
+    def spectrogram_images(self, wave: np.ndarray, windows: list[tuple[float, float]]) -> np.ndarray:
+        """uint8 [N, 224, 224, 3]: each window's log-mel spectrogram as an image."""
         images = []
         for s, e in windows:
             a = int(s * SAMPLE_RATE)
             seg = wave[a:max(a + MIN_SAMPLES, int(e * SAMPLE_RATE))]
             images.append(spectrogram_image(self.whisper.extractor(seg, padding=0)))
-        spec = self.vision.features(np.stack(images)).numpy()
-        return np.concatenate([w, spec], axis=1).astype(np.float32)
+        return np.stack(images)
+
+    def features(self, wave: np.ndarray, windows: list[tuple[float, float]],
+                 spec_features: np.ndarray | None = None) -> np.ndarray:
+        """[N, 2048]; ``spec_features`` lets the indexer run the CNN once for frames and spectrograms."""
+        w = self.whisper.features(wave, windows)
+        if spec_features is None:
+            spec_features = self.vision.features(self.spectrogram_images(wave, windows)).numpy()
+        return np.concatenate([w, spec_features], axis=1).astype(np.float32)

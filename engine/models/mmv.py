@@ -6,6 +6,9 @@ and return L2-normalised numpy vectors per space.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -17,11 +20,39 @@ from engine.models.vision import VisionBackbone
 
 
 class MMVModel:
-    def __init__(self, cfg: ModelConfig, vision: VisionBackbone, audio: AudioTower, text: TextBackbone,
-                 heads: FACHeads, model_id: str, device: torch.device, device_note: str = ""):
-        self.config, self.vision, self.audio, self.text, self.heads = cfg, vision, audio, text, heads
+    """Towers load on first use: a text search needs only the text tower and the heads, so a cold
+    ``mmvsearch search --text`` does not pay for the vision and audio networks."""
+
+    def __init__(self, cfg: ModelConfig, towers: dict[str, Callable[[], object]], heads: FACHeads, model_id: str,
+                 device: torch.device, device_note: str = ""):
+        self.config, self.heads = cfg, heads
         self.model_id, self.device, self.device_note = model_id, device, device_note
+        self._factories, self._towers = towers, {}
+        self._lock = threading.Lock()
         self.heads.eval()
+
+    def _tower(self, name: str):
+        with self._lock:
+            if name not in self._towers:
+                self._towers[name] = self._factories[name]()
+            return self._towers[name]
+
+    @property
+    def vision(self) -> VisionBackbone:
+        return self._tower("vision")
+
+    @property
+    def audio(self) -> AudioTower:
+        return self._tower("audio")
+
+    @property
+    def text(self) -> TextBackbone:
+        return self._tower("text")
+
+    def load_all(self) -> None:
+        """Load every tower now (before a long indexing job, or in the GUI's loading phase)."""
+        for name in self._factories:
+            self._tower(name)
 
     @property
     def backbone_id(self) -> str:
@@ -32,6 +63,20 @@ class MMVModel:
         """uint8 [N, T, S, S, 3] -> float32 [N, T, 1280]."""
         n, t = frames.shape[:2]
         return self.vision.features(frames.reshape(n * t, *frames.shape[2:])).reshape(n, t, -1)
+
+    def clip_features(self, frames: np.ndarray, wave: np.ndarray | None,
+                      windows: list[tuple[float, float]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Video [N, T, 1280] and audio [N, 2048] features of a video's clips, with a single CNN pass
+        over the frames and the spectrogram images together (bigger batches, one call)."""
+        n, t = frames.shape[:2]
+        images = frames.reshape(n * t, *frames.shape[2:])
+        if wave is not None:
+            images = np.concatenate([images, self.audio.spectrogram_images(wave, windows)])
+        feats = self.vision.features(images)
+        vfeat = feats[: n * t].reshape(n, t, -1)
+        if wave is None:
+            return vfeat, None
+        return vfeat, torch.from_numpy(self.audio.features(wave, windows, feats[n * t:].numpy()))
 
     def audio_features(self, wave: np.ndarray, windows: list[tuple[float, float]]) -> torch.Tensor:
         """float32 mono 16 kHz + clip windows (s) -> float32 [N, 2048]."""

