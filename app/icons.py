@@ -7,7 +7,17 @@ from pathlib import Path
 
 from PySide6.QtGui import QIcon
 
-ICON_DIR = Path(__file__).resolve().parent.parent / "resources" / "icons"
+def _icon_dir() -> Path:
+    """resources/icons in a source tree, or <prefix>/share/mmvsearch/resources/icons when installed."""
+    from engine.resources import resource_path
+
+    try:
+        return resource_path("icons")
+    except FileNotFoundError:
+        return Path(__file__).resolve().parent.parent / "resources" / "icons"
+
+
+ICON_DIR = _icon_dir()
 APP_ICON = ICON_DIR / "mmvsearch.svg"
 
 

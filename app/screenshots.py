@@ -40,7 +40,7 @@ def _start_xvfb() -> subprocess.Popen | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--media", default=os.environ.get("MMV_SHARED_MEDIA",
+    ap.add_argument("--media", default=os.environ.get("MMVSEARCH_MEDIA",
                                                       str(REPO.parent / "shared" / "media")))
     ap.add_argument("--out", default=str(REPO / "docs" / "screenshots"))
     ap.add_argument("--library", help="use (and keep) this library instead of a temporary one")

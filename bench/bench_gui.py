@@ -175,7 +175,7 @@ def bench_responsiveness(media: Path, tmp: str) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--media", default=os.environ.get("MMV_SHARED_MEDIA",
+    ap.add_argument("--media", default=os.environ.get("MMVSEARCH_MEDIA",
                                                       str(REPO.parent / "shared" / "media")))
     ap.add_argument("--library", default="/tmp/mmvsearch-gui-bench-lib",
                     help="kept between runs (indexing is incremental)")

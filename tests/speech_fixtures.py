@@ -16,7 +16,7 @@ import pytest
 
 SAMPLE_RATE = 16000
 _DEFAULT_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
-SHARED_MEDIA = Path(os.environ.get("MMV_SHARED_MEDIA", _DEFAULT_MEDIA))
+SHARED_MEDIA = Path(os.environ.get("MMVSEARCH_MEDIA", _DEFAULT_MEDIA))
 
 # Videos whose sound is music, noise or non-speech voices: a transcript there is a hallucination.
 NON_SPEECH_VIDEOS = [
@@ -40,7 +40,7 @@ def require_shared_media(*relative: str) -> Path:
     """The shared media folder (or a file in it); skip the test when it is not on this machine."""
     path = SHARED_MEDIA.joinpath(*relative)
     if not path.exists():
-        pytest.skip(f"shared media not found at {path} (set MMV_SHARED_MEDIA)")
+        pytest.skip(f"shared media not found at {path} (set MMVSEARCH_MEDIA)")
     return path
 
 
