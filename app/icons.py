@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PySide6.QtGui import QIcon
 
+
 def _icon_dir() -> Path:
     """resources/icons in a source tree, or <prefix>/share/mmvsearch/resources/icons when installed."""
     from engine.resources import resource_path
