@@ -37,7 +37,7 @@ def build_library(root: Path, transcribe: bool = False, fresh: bool = True) -> t
         shutil.rmtree(root)
     lib = Library(root, device="cpu")
     t0 = time.perf_counter()
-    lib.load_models()
+    lib.load_models().load_all()  # towers load lazily; time them apart from indexing
     load_s = time.perf_counter() - t0
     paths = [MEDIA / v["path"] for v in videos()]
     t0 = time.perf_counter()
