@@ -180,8 +180,8 @@ class Library:
         roots = [r[0] for r in self._reader.execute("SELECT value FROM meta WHERE key LIKE 'root:%' ORDER BY value")]
         out = []
         for root in roots:
-            rows = self.videos(root) if Path(root).suffix == "" or Path(root).is_dir() else \
-                [v for v in self.videos() if v.path == root]
+            # A root is a folder (its videos are below it) or a single file the user added.
+            rows = self.videos(root) or [v for v in self.videos() if v.path == root]
             out.append(_summarise(root, rows))
         return out
 

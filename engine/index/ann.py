@@ -52,14 +52,6 @@ class AnnIndex:
                 self._index.resize_index(max(need, 2 * self._index.get_max_elements()))
             self._index.add_items(vecs, np.asarray(ids, dtype=np.int64), replace_deleted=True)
 
-    def remove(self, ids: np.ndarray) -> None:
-        with self._lock:
-            for i in ids:
-                try:
-                    self._index.mark_deleted(int(i))
-                except RuntimeError:
-                    pass  # not in this index (e.g. a clip without audio)
-
     def query(self, vec: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (clip ids, cosine similarities), best first."""
         n = self._index.get_current_count()

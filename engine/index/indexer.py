@@ -98,9 +98,7 @@ def _index_files(lib: Library, model: MMVModel, todo: list[tuple[int, Path]], to
         for i, (video_id, path) in enumerate(todo):
             yield _progress("index", stats, len(todo), t0, f"indexing {path.name}", summary, current=str(path))
             if token.cancelled:  # checked after each yield: the consumer may have just cancelled
-                yield _progress("cancelled", stats, len(todo), t0,
-                                f"cancelled; {len(todo) - i} videos left (indexing resumes where it stopped)",
-                                summary)
+                yield _cancelled(stats, len(todo), i, t0, summary)
                 return
             future, pending = pending, submit(i + 1)  # decode the next file while this one runs
             try:
@@ -108,8 +106,7 @@ def _index_files(lib: Library, model: MMVModel, todo: list[tuple[int, Path]], to
                 result = _embed(model, video_id, decoded, transcriber, token)
                 clip_ids = write_video(lib, result, model.model_id, cfg.backbone_id, clip_s, save_segments)
             except Cancelled:  # the transcriber saw the token mid-video; this video stays pending
-                yield _progress("cancelled", stats, len(todo), t0,
-                                f"cancelled; {len(todo) - i} videos left (indexing resumes where it stopped)", summary)
+                yield _cancelled(stats, len(todo), i, t0, summary)
                 return
             except DiskFullError:
                 raise
@@ -180,6 +177,11 @@ def _progress(stage: str, stats: dict, total: int, t0: float, message: str, summ
     if current:
         info["current"] = current
     return Progress(stage, done, total, "files", message, eta, info)
+
+
+def _cancelled(stats: dict, total: int, i: int, t0: float, summary: dict) -> Progress:
+    message = f"cancelled; {total - i} videos left (indexing resumes where it stopped)"
+    return _progress("cancelled", stats, total, t0, message, summary)
 
 
 def _done_message(stats: dict) -> str:
