@@ -7,6 +7,7 @@ broken codec pack) the panel still shows the moment and offers the system player
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from PySide6.QtCore import QRect, Qt, QUrl, Signal
@@ -123,15 +124,22 @@ class PlayerPanel(QWidget):
     # ---- multimedia --------------------------------------------------------------------
     def _init_multimedia(self) -> None:
         self._want_multimedia = False   # one attempt only
+        if os.environ.get("MMVSEARCH_NO_PLAYER"):
+            # Headless test runs: QtMultimedia's FFmpeg backend can deadlock in stop() without a
+            # display or sound card, so the embedded player is left out there.
+            log.info("embedded player disabled by MMVSEARCH_NO_PLAYER")
+            return
         try:
-            from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer
+            from PySide6.QtMultimedia import QAudioOutput, QMediaDevices, QMediaPlayer
             from PySide6.QtMultimediaWidgets import QVideoWidget
         except ImportError as exc:  # Addons missing: the rest of the app still works
             log.warning("QtMultimedia unavailable: %s", exc)
             return
         self.player = QMediaPlayer(self)
-        self.audio = QAudioOutput(self)
-        self.player.setAudioOutput(self.audio)
+        self.audio = None
+        if QMediaDevices.audioOutputs():  # no sound card: play the picture only
+            self.audio = QAudioOutput(self)
+            self.player.setAudioOutput(self.audio)
         self.video = QVideoWidget()
         self.player.setVideoOutput(self.video)
         self.screen.addWidget(self.video)
