@@ -91,7 +91,7 @@ def _index_files(lib: Library, model: MMVModel, todo: list[tuple[int, Path]], to
     def submit(i: int) -> Future | None:
         if i >= len(todo):
             return None
-        return pool.submit(decode_video, todo[i][1], clip_s, cfg.frames_per_clip, cfg.image_size, cfg.sample_rate)
+        return pool.submit(_decode_and_encode_audio, model, todo[i][1], clip_s)
 
     try:
         pending = submit(0)
@@ -102,8 +102,9 @@ def _index_files(lib: Library, model: MMVModel, todo: list[tuple[int, Path]], to
                 return
             future, pending = pending, submit(i + 1)  # decode the next file while this one runs
             try:
-                decoded = future.result()
-                result = _embed(model, video_id, decoded, transcriber, token)
+                prepared = future.result()
+                decoded = prepared[0]
+                result = _embed(model, video_id, prepared, transcriber, token)
                 clip_ids = write_video(lib, result, model.model_id, cfg.backbone_id, clip_s, save_segments)
             except Cancelled:  # the transcriber saw the token mid-video; this video stays pending
                 yield _cancelled(stats, len(todo), i, t0, summary)
@@ -130,8 +131,18 @@ def _index_files(lib: Library, model: MMVModel, todo: list[tuple[int, Path]], to
         _save_indexes(lib, model, indexes)
 
 
-def _embed(model: MMVModel, video_id: int, decoded: DecodedVideo, transcriber, token: CancelToken) -> VideoResult:
-    vfeat, afeat = model.clip_features(decoded.frames, decoded.audio, decoded.windows)
+def _decode_and_encode_audio(model: MMVModel, path: Path, clip_s: float) -> tuple[DecodedVideo, object]:
+    """Runs in the prefetch thread: decoding and the Whisper encoder (CTranslate2, GIL released)
+    overlap the CNN of the previous video on the main thread."""
+    cfg = model.config
+    decoded = decode_video(path, clip_s, cfg.frames_per_clip, cfg.image_size, cfg.sample_rate)
+    frames = None if decoded.audio is None else model.audio.whisper.frame_features(decoded.audio)
+    return decoded, frames
+
+
+def _embed(model: MMVModel, video_id: int, prepared: tuple, transcriber, token: CancelToken) -> VideoResult:
+    decoded, whisper_frames = prepared
+    vfeat, afeat = model.clip_features(decoded.frames, decoded.audio, decoded.windows, whisper_frames)
     pv = model.project_video(vfeat)
     emb = {("va", "video"): pv["va"], ("vat", "video"): pv["vat"]}
     if afeat is not None:

@@ -111,9 +111,12 @@ class AudioTower:
         return np.stack(images)
 
     def features(self, wave: np.ndarray, windows: list[tuple[float, float]],
-                 spec_features: np.ndarray | None = None) -> np.ndarray:
-        """[N, 2048]; ``spec_features`` lets the indexer run the CNN once for frames and spectrograms."""
-        w = self.whisper.features(wave, windows)
+                 spec_features: np.ndarray | None = None, whisper_frames: np.ndarray | None = None) -> np.ndarray:
+        """[N, 2048]. The indexer passes ``spec_features`` (one CNN pass for frames and spectrograms)
+        and ``whisper_frames`` (encoded in the decode thread, beside the CNN)."""
+        if whisper_frames is None:
+            whisper_frames = self.whisper.frame_features(wave)
+        w = self.whisper.pool(whisper_frames, windows)
         if spec_features is None:
             spec_features = self.vision.features(self.spectrogram_images(wave, windows)).numpy()
         return np.concatenate([w, spec_features], axis=1).astype(np.float32)

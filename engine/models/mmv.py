@@ -64,8 +64,8 @@ class MMVModel:
         n, t = frames.shape[:2]
         return self.vision.features(frames.reshape(n * t, *frames.shape[2:])).reshape(n, t, -1)
 
-    def clip_features(self, frames: np.ndarray, wave: np.ndarray | None,
-                      windows: list[tuple[float, float]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def clip_features(self, frames: np.ndarray, wave: np.ndarray | None, windows: list[tuple[float, float]],
+                      whisper_frames: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Video [N, T, 1280] and audio [N, 2048] features of a video's clips, with a single CNN pass
         over the frames and the spectrogram images together (bigger batches, one call)."""
         n, t = frames.shape[:2]
@@ -76,7 +76,7 @@ class MMVModel:
         vfeat = feats[: n * t].reshape(n, t, -1)
         if wave is None:
             return vfeat, None
-        return vfeat, torch.from_numpy(self.audio.features(wave, windows, feats[n * t:].numpy()))
+        return vfeat, torch.from_numpy(self.audio.features(wave, windows, feats[n * t:].numpy(), whisper_frames))
 
     def audio_features(self, wave: np.ndarray, windows: list[tuple[float, float]]) -> torch.Tensor:
         """float32 mono 16 kHz + clip windows (s) -> float32 [N, 2048]."""
