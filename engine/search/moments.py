@@ -60,6 +60,8 @@ def merge_hits(hits: list[ClipHit], paths: dict[int, str], gap: float = 0.05, to
         by_video.setdefault(h.video_id, []).append(h)
     moments: list[Moment] = []
     for video_id, vh in by_video.items():
+        if video_id not in paths:  # removed or gone missing since the hit was found
+            continue
         vh.sort(key=lambda h: h.start)
         run: list[ClipHit] = []
         for h in vh:

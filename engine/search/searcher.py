@@ -189,13 +189,23 @@ class Searcher:
         hits = [h for h in hits if h.clip_id != clip_id]
         return self._result(hits, "like", t0, top_k, combine="mean")
 
+    def _paths(self, video_ids: set[int]) -> dict[int, str]:
+        """Paths of the videos that have hits (not of the whole library: this runs per query)."""
+        ids = sorted(video_ids)
+        out: dict[int, str] = {}
+        for start in range(0, len(ids), 900):
+            part = ids[start:start + 900]
+            out.update(self.conn.execute(f"SELECT id, path FROM videos WHERE status='done' AND id IN "
+                                         f"({','.join('?' * len(part))})", part))
+        return out
+
     # ---- fusion -------------------------------------------------------------------------
     def _result(self, hits: list[ClipHit], kind: str, t0: float, top_k: int, transcript: str | None = None,
                 combine: str = "max") -> SearchResult:
         if combine == "max":
             hits = standardise_channels(hits)
         fused = fuse_hits(hits, combine)
-        paths = dict(self.conn.execute("SELECT id, path FROM videos WHERE status='done'"))
+        paths = self._paths({h.video_id for h in fused})
         moments = [m for m in merge_hits(fused, paths, top_k=top_k * 2) if os.path.exists(m.path)][:top_k]
         return SearchResult(moments, kind, transcript, time.perf_counter() - t0, self.model.model_id)
 
