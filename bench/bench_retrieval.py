@@ -21,8 +21,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_index import DEFAULT_LIB, build_library
-from bench.common import ESC_TO_VIDEO_LABELS, MEDIA, esc50_meta, recall_at, save, video_ranking, videos
+from bench.common import MEDIA, esc50_meta, save, videos
 from engine.api import Library
+from engine.train.evaluate import AUDIO_TO_VIDEO, ranked_videos, recall  # shared with `mmvsearch eval`
 
 
 def random_baseline(n: int, n_relevant: list[int], k: int) -> float:
@@ -49,11 +50,11 @@ def text_to_video(lib: Library, field: str = "label") -> dict:
         t0 = time.perf_counter()
         res = lib.search_text(query, top_k=200)
         times.append(time.perf_counter() - t0)
-        r = first_hit_rank(video_ranking(res.moments, n), relevant, n)
+        r = first_hit_rank(ranked_videos(res), relevant, n)
         ranks.append(r)
         n_rel.append(len(relevant))
         per_query.append({"query": query, "rank": r, "top": Path(res.moments[0].path).name if res.moments else None})
-    return {"n_queries": len(ranks), **{f"R@{k}": recall_at(ranks, k) for k in (1, 5, 10)},
+    return {"n_queries": len(ranks), **{f"R@{k}": recall(ranks, k) for k in (1, 5, 10)},
             "mean_rank": float(np.mean(ranks)), **{f"random_R@{k}": random_baseline(n, n_rel, k) for k in (1, 5, 10)},
             "random_mean_rank": float(np.mean([(n + 1) / (m + 1) for m in n_rel])),
             "warm_query_ms_median": 1000 * float(np.median(times)), "per_query": per_query}
@@ -64,16 +65,16 @@ def audio_to_video(lib: Library) -> dict:
     n = len(vids)
     ranks, n_rel, per_query = [], [], []
     for clip in esc50_meta():
-        labels = ESC_TO_VIDEO_LABELS.get(clip["label"])
+        labels = AUDIO_TO_VIDEO.get(clip["label"])
         if not labels:
             continue
         relevant = {str(MEDIA / v["path"]) for v in vids if v["label"] in labels}
         res = lib.search_audio(clip["path"], top_k=200)
-        r = first_hit_rank(video_ranking(res.moments, n), relevant, n)
+        r = first_hit_rank(ranked_videos(res), relevant, n)
         ranks.append(r)
         n_rel.append(len(relevant))
         per_query.append({"query": clip["path"].name, "class": clip["label"], "rank": r})
-    return {"n_queries": len(ranks), **{f"R@{k}": recall_at(ranks, k) for k in (1, 5, 10)},
+    return {"n_queries": len(ranks), **{f"R@{k}": recall(ranks, k) for k in (1, 5, 10)},
             "mean_rank": float(np.mean(ranks)), **{f"random_R@{k}": random_baseline(n, n_rel, k) for k in (1, 5)},
             "per_query": per_query}
 

@@ -12,16 +12,6 @@ ROOT = Path(__file__).resolve().parents[1]
 MEDIA = Path(os.environ.get("MMVSEARCH_MEDIA", ROOT.parent / "shared" / "media"))
 RESULTS = ROOT / "bench" / "results"
 
-# The ESC-50 classes that the issue names as shared with the videos, mapped to the video labels
-# that count as a hit. Used only for scoring.
-ESC_TO_VIDEO_LABELS = {
-    "dog": {"dog", "dog barking", "skateboarding dog", "walking the dog"},
-    "crying_baby": {"baby"},
-    "coughing": {"cough"},
-    "fireworks": {"fireworks"},
-    "clapping": {"applauding"},
-    "engine": {"car"},
-}
 
 
 def manifest() -> list[dict]:
@@ -59,16 +49,3 @@ def save(name: str, data: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **data}, indent=2))
     return path
-
-
-def recall_at(ranks: list[int], k: int) -> float:
-    return sum(1 for r in ranks if r <= k) / max(1, len(ranks))
-
-
-def video_ranking(moments, n_videos: int) -> list[str]:
-    """Videos in order of their best moment (the first time each video appears)."""
-    seen: list[str] = []
-    for m in moments:
-        if m.path not in seen:
-            seen.append(m.path)
-    return seen
