@@ -22,7 +22,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.api import BASE_MODEL_ID, Library
+from engine.api import Library
 from engine.jobs import CancelToken
 from engine.train.evaluate import cross_modal_channels, evaluate
 
@@ -125,8 +125,8 @@ def main() -> int:
         print(json.dumps(throughput(args.throughput, args.device, args.batch_size), indent=2))
         return 0
     lib = Library(args.library, device=args.device)
-    if lib.active_model_id != BASE_MODEL_ID:
-        lib.use_model(BASE_MODEL_ID)  # before indexing: a new backbone makes old fine-tunes unusable
+    if lib.active_model_id != lib.base_model_id:
+        lib.use_model(lib.base_model_id)  # before indexing: a new backbone makes old fine-tunes unusable
     report: dict = {"index_seconds": round(index(lib, args.media), 1)}
     manifest = args.media / "MANIFEST.tsv"
     report["before"] = measure(lib, manifest)

@@ -20,9 +20,11 @@ from engine.errors import LibraryError
 from engine.index import db as dbmod
 from engine.jobs import CancelToken, Progress
 from engine.library import LibraryPaths, Settings, resolve_library_dir
+from engine.models.config import DEFAULT_MODEL, get_config
 from engine.search.moments import SearchResult
 
-BASE_MODEL_ID = "mmv-base-v1"
+BASE_MODEL_ID = get_config(DEFAULT_MODEL).base_model_id
+
 
 
 @dataclass
@@ -82,8 +84,14 @@ class Library:
 
     # ---- models -------------------------------------------------------------------------
     @property
+    def base_model_id(self) -> str:
+        from engine.models.config import get_config
+
+        return get_config(self.model_name).base_model_id
+
+    @property
     def active_model_id(self) -> str:
-        return dbmod.get_meta(self.db, "active_model", BASE_MODEL_ID) or BASE_MODEL_ID
+        return dbmod.get_meta(self.db, "active_model") or self.base_model_id
 
     def load_models(self):
         """Load (once) the backbones and the active heads; returns the MMVModel. Slow the first time."""

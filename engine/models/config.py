@@ -33,6 +33,11 @@ class ModelConfig:
         return (f"{self.vision_backbone}@{self.image_size}x{self.frames_per_clip}"
                 f"+{self.audio_backbone}+specnet@{self.sample_rate}+v2")
 
+    @property
+    def base_model_id(self) -> str:
+        """Id of the packaged (untrained) model of this config; fine-tuned ids are ``ft-...``."""
+        return f"{self.name}-v1"
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -27,10 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def base_model_id(cfg: ModelConfig) -> str:
-    return f"{cfg.name}-v1"
-
-
 def list_configs() -> list[str]:
     return list(MODEL_CONFIGS)
 
@@ -68,7 +64,7 @@ def create_model(name: str = DEFAULT_MODEL, device: str = "auto", precision: str
     class_text = class_text_embeddings(lambda texts: text().features(texts), _conse_cache(cfg))
     heads = FACHeads(cfg, weight, bias, torch.from_numpy(class_text))
     towers = {"vision": vision, "audio": audio, "text": text}
-    return MMVModel(cfg, towers, heads, base_model_id(cfg), choice.device, choice.note)
+    return MMVModel(cfg, towers, heads, cfg.base_model_id, choice.device, choice.note)
 
 
 def _guarded(build):

@@ -27,7 +27,6 @@ from engine.index.ann import AnnIndex, open_index
 from engine.index.db import from_blob
 from engine.media.audio import load_audio
 from engine.media.frames import prepare
-from engine.models.registry import base_model_id
 from engine.search.moments import ClipHit, SearchResult, merge_hits
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ class Searcher:
         # A read connection of its own: searches never wait behind (or block) the writer.
         self.conn = sqlite3.connect(str(lib.paths.db), timeout=30.0, check_same_thread=False)
         self._indexes: dict[tuple[str, str], AnnIndex] = {}
-        self.trained = model.model_id != base_model_id(model.config)
+        self.trained = model.model_id != model.config.base_model_id
 
     def _index(self, space: str, modality: str) -> AnnIndex:
         key = (space, modality)

@@ -10,16 +10,14 @@ import json
 from pathlib import Path
 
 from engine.errors import ModelError
-from engine.index.db import get_meta, set_meta, transaction
+from engine.index.db import set_meta, transaction
 from engine.jobs import CancelToken
 from engine.models.config import DEFAULT_MODEL, get_config
 from engine.train.reproject import build_indexes, count_features, reproject
 
-BASE_MODEL_ID = "mmv-base-v1"  # mirrors engine.api.BASE_MODEL_ID (imported lazily there)
-
 
 def _active(lib) -> str:
-    return get_meta(lib.db, "active_model", BASE_MODEL_ID) or BASE_MODEL_ID
+    return lib.active_model_id
 
 
 def _current_backbone(lib) -> str | None:
@@ -52,17 +50,17 @@ def list_models(lib) -> list[dict]:
     for m in models:
         trained_on = m["info"].get("backbone_id")
         m["usable"] = trained_on is None or backbone is None or trained_on == backbone
-    if not any(m["id"] == BASE_MODEL_ID for m in models):
+    if not any(m["id"] == lib.base_model_id for m in models):
         # The base model may not be registered in a library indexed before any training.
         models.insert(
             0,
             {
-                "id": BASE_MODEL_ID,
+                "id": lib.base_model_id,
                 "name": "packaged base model",
                 "parent": None,
                 "checkpoint": None,
                 "created_at": None,
-                "active": active == BASE_MODEL_ID,
+                "active": active == lib.base_model_id,
                 "info": {},
                 "usable": True,
             },
