@@ -13,6 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QFormLayout,
@@ -90,6 +91,8 @@ class FinetuneDialog(QDialog):
         intro = QLabel("Fine-tuning adapts the search model to your own videos using what it already "
                        "extracted (no video is decoded again). Your current model is kept: "
                        "you can switch back.")
+        self.deep = QCheckBox("Also fine-tune the last picture layers (decodes every video once more; "
+                              "best with a GPU)")
         intro.setWordWrap(True)
         lay.addWidget(intro)
         form = QFormLayout()
@@ -102,6 +105,7 @@ class FinetuneDialog(QDialog):
         for key, label in DEVICES:
             self.device.addItem(label, key)
         form.addRow("Device", self.device)
+        form.addRow("", self.deep)
         lay.addLayout(form)
         row = QHBoxLayout()
         self.start_btn = QPushButton("Start training")
@@ -202,8 +206,11 @@ class FinetuneDialog(QDialog):
         kwargs: dict[str, Any] = {"minutes": float(self.minutes.value())}
         try:
             params = inspect.signature(self.lib.train).parameters
-            if "device" in params or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            open_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
+            if "device" in params or open_kwargs:
                 kwargs["device"] = self.device.currentData()
+            if self.deep.isChecked() and ("deep" in params or open_kwargs):
+                kwargs["deep"] = True
         except (TypeError, ValueError):
             pass
         job = JobWorker(lambda token: self.lib.train(token=token, **kwargs))

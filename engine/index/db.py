@@ -6,6 +6,8 @@ videos       one row per file: identity (path, size, mtime, partial hash), probe
 clips        fixed windows of a video: (video_id, idx, start, end).
 features     per clip, the backbone outputs *before* the heads (frames x 1280 float16 vision,
              2048 float16 audio), so fine-tuning and re-projection never decode video again.
+tuned_features  per clip and fine-tuned vision tail (deep models): the tail's video features, so
+             those models re-project and train on stored features too.
 embeddings   per clip, model id, space ('va' | 'vat') and modality ('video' | 'audio'):
              an L2-normalised float32 vector. Every vector records the model it came from.
 models       every model the library has used: the packaged base and fine-tuned checkpoints.
@@ -64,6 +66,13 @@ CREATE TABLE IF NOT EXISTS features (
     n_frames INTEGER NOT NULL,
     video BLOB NOT NULL,      -- float16 [n_frames, vision_dim]
     audio BLOB                -- float16 [audio_dim = 2048], NULL when the clip has no sound
+);
+CREATE TABLE IF NOT EXISTS tuned_features (
+    clip_id INTEGER NOT NULL REFERENCES clips(id) ON DELETE CASCADE,
+    tail_id TEXT NOT NULL,    -- the deep model whose vision tail computed them
+    n_frames INTEGER NOT NULL,
+    video BLOB NOT NULL,      -- float16 [n_frames, vision_dim]
+    PRIMARY KEY (tail_id, clip_id)
 );
 CREATE TABLE IF NOT EXISTS embeddings (
     clip_id INTEGER NOT NULL REFERENCES clips(id) ON DELETE CASCADE,

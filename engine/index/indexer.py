@@ -142,8 +142,10 @@ def _decode_and_encode_audio(model: MMVModel, path: Path, clip_s: float) -> tupl
 
 def _embed(model: MMVModel, video_id: int, prepared: tuple, transcriber, token: CancelToken) -> VideoResult:
     decoded, whisper_frames = prepared
-    vfeat, afeat = model.clip_features(decoded.frames, decoded.audio, decoded.windows, whisper_frames)
-    pv = model.project_video(vfeat)
+    feats = model.clip_features(decoded.frames, decoded.audio, decoded.windows, whisper_frames)
+    vfeat, afeat = feats.video, feats.audio
+    # A deep model's heads take its own tail's features; the frozen ones are stored for all models.
+    pv = model.project_video(vfeat if feats.tuned_video is None else feats.tuned_video)
     emb = {("va", "video"): pv["va"], ("vat", "video"): pv["vat"]}
     if afeat is not None:
         pa = model.project_audio(afeat)
@@ -152,8 +154,9 @@ def _embed(model: MMVModel, video_id: int, prepared: tuple, transcriber, token: 
     if transcriber is not None:
         segments = [] if decoded.audio is None else transcriber.transcribe(decoded.audio, model.config.sample_rate,
                                                                             token=token)
+    tuned = None if feats.tuned_video is None else feats.tuned_video.numpy()
     return VideoResult(video_id, decoded.windows, vfeat.numpy(), None if afeat is None else afeat.numpy(),
-                       emb, decoded.info, segments)
+                       emb, decoded.info, segments, tuned, model.tail_id)
 
 
 def _segment_writer(model: MMVModel):

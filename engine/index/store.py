@@ -26,6 +26,8 @@ class VideoResult:
     embeddings: dict[tuple[str, str], np.ndarray]   # (space, modality) -> [N, D]
     info: dict                           # probe facts: duration, width, height, fps, rotation, has_audio
     segments: list | None = None         # speech Segments, when transcription ran
+    tuned_feats: np.ndarray | None = None  # float [N, T, 1280] of a deep model's vision tail
+    tail_id: str | None = None           # which tail computed ``tuned_feats``
 
 
 def write_video(lib: Library, result: VideoResult, model_id: str, backbone_id: str, clip_seconds: float,
@@ -44,6 +46,11 @@ def write_video(lib: Library, result: VideoResult, model_id: str, backbone_id: s
             [(cid, backbone_id, n_frames, to_blob(result.video_feats[i], "float16"),
               None if result.audio_feats is None else to_blob(result.audio_feats[i], "float16"))
              for i, cid in enumerate(clip_ids)])
+        if result.tuned_feats is not None:
+            conn.executemany(
+                "INSERT OR REPLACE INTO tuned_features(clip_id, tail_id, n_frames, video) VALUES (?, ?, ?, ?)",
+                [(cid, result.tail_id, n_frames, to_blob(result.tuned_feats[i], "float16"))
+                 for i, cid in enumerate(clip_ids)])
         conn.executemany(
             "INSERT INTO embeddings(clip_id, model_id, space, modality, vec) VALUES (?, ?, ?, ?, ?)",
             [(cid, model_id, space, modality, to_blob(vecs[i]))

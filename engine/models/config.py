@@ -26,6 +26,9 @@ class ModelConfig:
     sample_rate: int = 16000
     conse_topk: int = 10
     temperature: float = 0.07
+    # Deep fine-tuning unfreezes the vision blocks from this index on (EfficientNet-Lite0 has 16;
+    # 14 leaves the last two 7x7 blocks and the 1x1 head conv trainable, 1.5 M parameters).
+    deep_from_block: int = 14
     seed: int = 20201122          # fixed seed: the untrained heads are identical on every machine
 
     @property

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -17,6 +18,13 @@ from engine.models.config import ModelConfig
 from engine.models.heads import FACHeads
 from engine.models.text import TextBackbone
 from engine.models.vision import VisionBackbone
+
+
+@dataclass
+class ClipFeatures:
+    video: torch.Tensor                # [N, T, 1280] frozen backbone (stored for every model)
+    audio: torch.Tensor | None         # [N, 2048], None without sound
+    tuned_video: torch.Tensor | None   # [N, T, 1280] from the fine-tuned tail of a deep model
 
 
 class MMVModel:
@@ -30,6 +38,14 @@ class MMVModel:
         self._factories, self._towers = towers, {}
         self._lock = threading.Lock()
         self.heads.eval()
+        # A deep fine-tuned model also has its own vision tail (see vision_tail.py); its video
+        # features are then the tail's, and ``tail_id`` names the model that trained the tail.
+        self.tail: torch.nn.Module | None = None
+        self.tail_id: str | None = None
+
+    def set_tail(self, tail: torch.nn.Module | None, tail_id: str | None) -> None:
+        self.tail = None if tail is None else tail.to(self.device).eval()
+        self.tail_id = tail_id if tail is not None else None
 
     def _tower(self, name: str):
         with self._lock:
@@ -60,23 +76,35 @@ class MMVModel:
 
     # ---- backbone features (stored in the index) ----------------------------------------
     def video_features(self, frames: np.ndarray) -> torch.Tensor:
-        """uint8 [N, T, S, S, 3] -> float32 [N, T, 1280]."""
-        n, t = frames.shape[:2]
-        return self.vision.features(frames.reshape(n * t, *frames.shape[2:])).reshape(n, t, -1)
-
-    def clip_features(self, frames: np.ndarray, wave: np.ndarray | None, windows: list[tuple[float, float]],
-                      whisper_frames: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Video [N, T, 1280] and audio [N, 2048] features of a video's clips, with a single CNN pass
-        over the frames and the spectrogram images together (bigger batches, one call)."""
+        """uint8 [N, T, S, S, 3] -> float32 [N, T, 1280]: the features this model's heads take
+        (the fine-tuned tail's for a deep model)."""
         n, t = frames.shape[:2]
         images = frames.reshape(n * t, *frames.shape[2:])
-        if wave is not None:
-            images = np.concatenate([images, self.audio.spectrogram_images(wave, windows)])
-        feats = self.vision.features(images)
-        vfeat = feats[: n * t].reshape(n, t, -1)
+        if self.tail is not None:
+            return self.vision.features_with_tail(images, self.tail)[1].reshape(n, t, -1)
+        return self.vision.features(images).reshape(n, t, -1)
+
+    def clip_features(self, frames: np.ndarray, wave: np.ndarray | None, windows: list[tuple[float, float]],
+                      whisper_frames: np.ndarray | None = None) -> ClipFeatures:
+        """Video [N, T, 1280] and audio [N, 2048] features of a video's clips, with a single CNN pass
+        over the frames and the spectrogram images together (bigger batches, one call). A deep
+        model adds its tail's video features (sharing the trunk pass with the frozen ones)."""
+        n, t = frames.shape[:2]
+        images = frames.reshape(n * t, *frames.shape[2:])
+        spectrograms = None if wave is None else self.audio.spectrogram_images(wave, windows)
+        tuned = None
+        if self.tail is None:
+            feats = self.vision.features(images if spectrograms is None else np.concatenate([images, spectrograms]))
+            vfeat, spec = feats[: n * t], feats[n * t:]
+        else:
+            vfeat, tuned = self.vision.features_with_tail(images, self.tail)
+            tuned = tuned.reshape(n, t, -1)
+            spec = None if spectrograms is None else self.vision.features(spectrograms)
+        vfeat = vfeat.reshape(n, t, -1)
         if wave is None:
-            return vfeat, None
-        return vfeat, torch.from_numpy(self.audio.features(wave, windows, feats[n * t:].numpy(), whisper_frames))
+            return ClipFeatures(vfeat, None, tuned)
+        afeat = torch.from_numpy(self.audio.features(wave, windows, spec.numpy(), whisper_frames))
+        return ClipFeatures(vfeat, afeat, tuned)
 
     def audio_features(self, wave: np.ndarray, windows: list[tuple[float, float]]) -> torch.Tensor:
         """float32 mono 16 kHz + clip windows (s) -> float32 [N, 2048]."""

@@ -56,7 +56,7 @@ def create_model(name: str = DEFAULT_MODEL, device: str = "auto", precision: str
 
         return get
 
-    vision = cached("vision", lambda: VisionBackbone(choice.device, choice.dtype))
+    vision = cached("vision", lambda: VisionBackbone(choice.device, choice.dtype, split=cfg.deep_from_block))
     text = cached("text", lambda: TextBackbone(choice.device))
     # The spectrogram CNN of the audio tower shares the vision tower's weights (and its instance).
     audio = cached("audio", lambda: AudioTower(WhisperAudioBackbone(choice.device), vision()))
@@ -91,10 +91,27 @@ def load_heads_checkpoint(model: MMVModel, path: Path, model_id: str) -> None:
     heads_state = state.get("heads", state) if isinstance(state, dict) else state
     try:
         model.heads.load_state_dict(heads_state)
+        tail = _checkpoint_tail(model.config, state)
     except RuntimeError as exc:
         raise ModelError(f"checkpoint {path} does not fit model {model.config.name}: {exc}") from exc
     model.heads.eval()
+    model.set_tail(tail, state.get("tail_id") if tail is not None else None)
     model.model_id = model_id
+
+
+def _checkpoint_tail(cfg, state: dict):
+    """The fine-tuned vision tail of a deep model's checkpoint, or None for a heads-only model."""
+    if not isinstance(state, dict) or "tail" not in state:
+        return None
+    from engine.models.vision_tail import pretrained_tail
+
+    split = int(state.get("tail_from_block", cfg.deep_from_block))
+    if split != cfg.deep_from_block:
+        raise ModelError(f"the checkpoint's vision tail starts at block {split}, the model's trunk "
+                         f"ends at block {cfg.deep_from_block}")
+    tail = pretrained_tail(split)
+    tail.load_state_dict(state["tail"])
+    return tail
 
 
 def load_active_model(lib: Library) -> MMVModel:

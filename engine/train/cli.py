@@ -117,6 +117,9 @@ def _models(args, lib) -> int:
         mark = "*" if m["active"] else (" " if m["usable"] else "x")
         steps = m["info"].get("steps")
         extra = f"  parent {m['parent']}, {steps} steps" if m["parent"] else ""
+        tail = m["info"].get("tail_id")
+        if tail:
+            extra += ", deep (own vision tail)" if tail == m["id"] else f", vision tail of {tail}"
         stale = "" if m["usable"] else "  (trained for an older backbone: unusable)"
         print(f"{mark} {m['id']:<24} {m['name']}{extra}{stale}")
     return 0

@@ -34,6 +34,13 @@ class TrainingData:
     def __len__(self) -> int:
         return len(self.clip_ids)
 
+    def subset(self, rows: np.ndarray) -> TrainingData:
+        """The same data restricted to ``rows`` (sentence indices stay valid)."""
+        index = torch.from_numpy(np.asarray(rows, np.int64))
+        return TrainingData(self.clip_ids[rows], self.keys[index], self.video[index], self.audio[index],
+                            self.has_audio[index], self.sentences, self.sentence_ids,
+                            [self.clip_sentences[int(r)] for r in rows])
+
     def summary(self) -> dict:
         with_text = sum(1 for s in self.clip_sentences if len(s))
         return {
@@ -51,12 +58,19 @@ def _pad_frames(frames: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([frames, np.repeat(frames[-1:], n - len(frames), axis=0)])
 
 
-def _load_features(db: sqlite_utils.Database, backbone_id: str | None, vision_dim: int, audio_dim: int):
+def _load_features(db: sqlite_utils.Database, backbone_id: str | None, vision_dim: int, audio_dim: int,
+                   tail_id: str | None = None):
     sql = (
         "SELECT c.id, c.video_id, c.idx, f.n_frames, f.video, f.audio FROM features f "
         "JOIN clips c ON c.id = f.clip_id"
     )
     args: list = []
+    if tail_id is not None:
+        # A deep parent's video features are its own tail's (clips it has not seen are left out).
+        sql = ("SELECT c.id, c.video_id, c.idx, t.n_frames, t.video, f.audio FROM features f "
+               "JOIN clips c ON c.id = f.clip_id JOIN tuned_features t ON t.clip_id = f.clip_id "
+               "AND t.tail_id = ?")
+        args.append(tail_id)
     if backbone_id is not None:
         # Features of another backbone/preprocessing are stale: they do not match the heads.
         sql += " WHERE f.backbone_id = ?"
@@ -108,11 +122,14 @@ def load_training_data(
     audio_dim: int | None = None,
     text_dim: int | None = None,
     window: float = 2.0,
+    tail_id: str | None = None,
 ) -> TrainingData:
+    """Everything a run needs, in (video, clip) order. ``tail_id``: the parent is a deep model and
+    its video features are that tail's ``tuned_features``."""
     default = get_config(DEFAULT_MODEL)  # widths of the default model unless the caller's differ
     vision_dim, audio_dim = vision_dim or default.vision_dim, audio_dim or default.audio_dim
     text_dim = text_dim or default.text_dim
-    clip_ids, keys, video, audio, has_audio = _load_features(db, backbone_id, vision_dim, audio_dim)
+    clip_ids, keys, video, audio, has_audio = _load_features(db, backbone_id, vision_dim, audio_dim, tail_id)
     sentences, sentence_ids, clip_sentences = _load_sentences(db, clip_ids, window, text_dim)
     return TrainingData(
         clip_ids,

@@ -13,6 +13,7 @@ from engine.errors import ModelError
 from engine.index.db import set_meta, transaction
 from engine.jobs import CancelToken
 from engine.models.config import DEFAULT_MODEL, get_config
+from engine.train.deep import fill_tuned_features
 from engine.train.reproject import build_indexes, count_features, reproject
 
 
@@ -109,6 +110,9 @@ def use_model(lib, model_id: str) -> None:
 def _catch_up(lib, model_id: str) -> None:
     """Embed clips indexed while another model was active, with ``model_id``'s own heads."""
     model = lib.load_models()  # the loader reads the heads of the (now active) model
+    if model.tail is not None:  # a deep model: its tail's features for clips it has not seen
+        for _ in fill_tuned_features(lib, model, CancelToken()):
+            pass
     for _ in reproject(
         lib.db,
         model.heads,
@@ -117,6 +121,7 @@ def _catch_up(lib, model_id: str) -> None:
         device=model.device,
         token=CancelToken(),
         only_missing=True,
+        tail_id=model.tail_id,
     ):
         pass
     for _ in build_indexes(lib.db, Path(lib.paths.ann_dir), model_id, _model_dims(lib, model_id)):

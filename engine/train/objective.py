@@ -91,7 +91,8 @@ def _keep_audio_term(audio_va: torch.Tensor, parent, batch: Batch) -> torch.Tens
 
 
 def step_losses(heads, batch: Batch, queues: dict[str, KeyedQueue], temperature, weights: tuple[float, float],
-                gdt_shift: int, extra: ExtraTerms | None = None) -> StepLosses:
+                gdt_shift: int, extra: ExtraTerms | None = None,
+                video_input: torch.Tensor | None = None) -> StepLosses:
     """total = w_nce * NCE(S_va) + w_milnce * MIL-NCE(S_vat) + bridge(S_vat) + keep terms.
 
     The bridge is FAC's route for sound into the coarse space: audio reaches S_vat only through
@@ -99,9 +100,13 @@ def step_losses(heads, batch: Batch, queues: dict[str, KeyedQueue], temperature,
     va -> vat map starts random. The bridge is an NCE that pulls a clip's audio S_vat vector to
     its own video S_vat vector, video side detached so the text-aligned geometry does not move;
     text -> sound ("heard") search then works by transitivity.
+
+    ``video_input`` [B, T, 1280]: the video features to train on when they differ from the
+    parent's stored ones in ``batch.video`` (deep mode: the trainable tail's output); the keep
+    terms still compare with the parent on ``batch.video``.
     """
     extra = extra or ExtraTerms()
-    video = heads.project_video(batch.video)
+    video = heads.project_video(batch.video if video_input is None else video_input)
     zero = video["va"].sum() * 0.0
     nce = bridge = milnce = keep = zero
     if len(batch.audio_rows) > 0:
@@ -124,12 +129,16 @@ def step_losses(heads, batch: Batch, queues: dict[str, KeyedQueue], temperature,
 
 
 @torch.no_grad()
-def push_momentum_embeddings(twin, batch: Batch, queues: dict[str, KeyedQueue]) -> None:
-    """Embed the batch with the momentum heads and enqueue it (after the step, as in MoCo)."""
+def push_momentum_embeddings(twin, batch: Batch, queues: dict[str, KeyedQueue],
+                             video_input: torch.Tensor | None = None) -> None:
+    """Embed the batch with the momentum heads and enqueue it (after the step, as in MoCo).
+    In deep mode ``video_input`` is the online tail's output (the tail has no momentum copy: it
+    moves slowly at its lower learning rate, and the heads' momentum keeps the queue consistent)."""
     if queues["video_va"].size == 0:
         return
+    video_feats = batch.video if video_input is None else video_input
     if len(batch.audio_rows) > 0:
-        video = twin.project_video(batch.video[batch.audio_rows])
+        video = twin.project_video(video_feats[batch.audio_rows])
         audio = twin.project_audio(batch.audio)
         keys = batch.keys[batch.audio_rows]
         queues["video_va"].push(video["va"], keys)

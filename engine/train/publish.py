@@ -12,14 +12,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch import nn
 
 from engine.index.db import set_meta, transaction
 from engine.jobs import CancelToken, Progress
 from engine.train.checkpoint import save_heads
+from engine.train.deep import write_tuned_features
 from engine.train.reproject import build_indexes, discard_model_outputs, reproject
 
 
@@ -43,20 +47,46 @@ def register_and_activate(db, model_id: str, name: str, parent: str, checkpoint:
         set_meta(db, "active_model", model_id)
 
 
-def publish(lib, heads, report: dict, *, token: CancelToken, device: torch.device) -> Iterator[Progress]:
+@dataclass
+class TailUpdate:
+    """The vision tail a published model uses. ``tail_id`` None: a deep run trained this tail, so
+    its features (``clip_ids``, ``features`` [N, T, 1280]) are stored under the new model's id.
+    Otherwise the model reuses the tail (and stored features) of deep model ``tail_id``."""
+
+    tail: nn.Module
+    tail_id: str | None = None
+    clip_ids: np.ndarray | None = None
+    features: torch.Tensor | None = None
+
+
+def _tail_payload(tail: TailUpdate | None, model_id: str) -> tuple[dict, str | None]:
+    if tail is None:
+        return {}, None
+    tail_id = tail.tail_id or model_id
+    state = {k: v.detach().cpu().clone() for k, v in tail.tail.state_dict().items()}
+    return {"tail": state, "tail_id": tail_id, "tail_from_block": int(tail.tail.split)}, tail_id
+
+
+def publish(lib, heads, report: dict, *, token: CancelToken, device: torch.device,
+            tail: TailUpdate | None = None) -> Iterator[Progress]:
     model_id = new_model_id(lib.db)
     cfg = heads.cfg
     checkpoint = f"{model_id}.pt"
     checkpoint_path = Path(lib.paths.models_dir) / checkpoint
+    payload, tail_id = _tail_payload(tail, model_id)
     save_heads(
         checkpoint_path,
         heads,
         model_id,
         cfg.name,
-        {"parent": report["parent"], "backbone_id": cfg.backbone_id},
+        {"parent": report["parent"], "backbone_id": cfg.backbone_id, **payload},
     )
     try:
-        yield from reproject(lib.db, heads, model_id, backbone_id=cfg.backbone_id, device=device, token=token)
+        if tail is not None and tail.tail_id is None:
+            yield Progress(stage="reproject", message="storing the fine-tuned tail's video features")
+            write_tuned_features(lib.db, model_id, tail.clip_ids, tail.features)
+        yield from reproject(lib.db, heads, model_id, backbone_id=cfg.backbone_id, device=device, token=token,
+                             tail_id=tail_id)
         yield from build_indexes(
             lib.db, Path(lib.paths.ann_dir), model_id, {"va": cfg.va_dim, "vat": cfg.vat_dim}, token=token
         )
@@ -68,7 +98,7 @@ def publish(lib, heads, report: dict, *, token: CancelToken, device: torch.devic
             name,
             report["parent"],
             checkpoint,
-            {**report, "config_name": cfg.name, "backbone_id": cfg.backbone_id},
+            {**report, "config_name": cfg.name, "backbone_id": cfg.backbone_id, "tail_id": tail_id},
         )
     except BaseException:
         discard_model_outputs(lib.db, Path(lib.paths.ann_dir), model_id)

@@ -25,28 +25,38 @@ SPACE_MODALITIES = (("va", "video"), ("va", "audio"), ("vat", "video"), ("vat", 
 def _feature_filter(backbone_id: str | None, missing_for: str | None) -> tuple[str, list]:
     sql, args = "", []
     if backbone_id is not None:
-        sql += " AND backbone_id = ?"
+        sql += " AND f.backbone_id = ?"
         args.append(backbone_id)
     if missing_for is not None:
         sql += (
-            " AND clip_id NOT IN (SELECT clip_id FROM embeddings WHERE model_id = ? "
+            " AND f.clip_id NOT IN (SELECT clip_id FROM embeddings WHERE model_id = ? "
             "AND space = 'va' AND modality = 'video')"
         )
         args.append(missing_for)
     return sql, args
 
 
-def _feature_rows(db: sqlite_utils.Database, where: tuple[str, list], after: int, limit: int) -> list:
-    sql = "SELECT clip_id, n_frames, video, audio FROM features WHERE clip_id > ?" + where[0]
-    return db.conn.execute(sql + " ORDER BY clip_id LIMIT ?", [after, *where[1], limit]).fetchall()
+def _feature_rows(db: sqlite_utils.Database, where: tuple[str, list], after: int, limit: int,
+                  tail_id: str | None) -> list:
+    """(clip_id, n_frames, video, audio) rows; with ``tail_id`` the video features are that deep
+    model's tail's (NULL for clips it has not seen: they get no video vectors)."""
+    if tail_id is None:
+        sql = "SELECT f.clip_id, f.n_frames, f.video, f.audio FROM features f WHERE f.clip_id > ?"
+        args: list = [after]
+    else:
+        sql = ("SELECT f.clip_id, t.n_frames, t.video, f.audio FROM features f LEFT JOIN tuned_features t "
+               "ON t.clip_id = f.clip_id AND t.tail_id = ? WHERE f.clip_id > ?")
+        args = [tail_id, after]
+    return db.conn.execute(sql + where[0] + " ORDER BY f.clip_id LIMIT ?", [*args, *where[1], limit]).fetchall()
 
 
 @torch.no_grad()
 def _embed_rows(heads, rows: list, device: torch.device, vision_dim: int, audio_dim: int) -> list[tuple]:
     """-> [(clip_id, space, modality, float32 vector)] for one chunk of feature rows."""
     out: list[tuple] = []
-    for n_frames in sorted({r[1] for r in rows}):  # clips of one chunk may differ in frame count
-        group = [r for r in rows if r[1] == n_frames]
+    with_video = [r for r in rows if r[2] is not None]
+    for n_frames in sorted({r[1] for r in with_video}):  # clips of one chunk may differ in frame count
+        group = [r for r in with_video if r[1] == n_frames]
         video = np.stack([from_blob(r[2], "float16", (n_frames, vision_dim)) for r in group])
         emb = heads.project_video(torch.from_numpy(video).to(device))
         for space in ("va", "vat"):
@@ -67,7 +77,7 @@ def count_features(
 ) -> int:
     """Stored features (of ``backbone_id``), optionally only those without embeddings of a model."""
     where = _feature_filter(backbone_id, missing_for)
-    return db.conn.execute("SELECT COUNT(*) FROM features WHERE 1" + where[0], where[1]).fetchone()[0]
+    return db.conn.execute("SELECT COUNT(*) FROM features f WHERE 1" + where[0], where[1]).fetchone()[0]
 
 
 def reproject(
@@ -80,16 +90,18 @@ def reproject(
     token: CancelToken,
     only_missing: bool = False,
     chunk: int = 512,
+    tail_id: str | None = None,
 ) -> Iterator[Progress]:
     """Write ``embeddings`` rows of ``model_id`` for every stored feature (or only the clips that
-    have none for it yet); yields Progress per chunk."""
+    have none for it yet); yields Progress per chunk. ``tail_id``: the model's video features are
+    the ``tuned_features`` of that deep model's vision tail."""
     where = _feature_filter(backbone_id, model_id if only_missing else None)
     total, done, last = count_features(db, backbone_id, model_id if only_missing else None), 0, -1
     cfg = heads.cfg
     heads.eval()
     while True:
         token.raise_if_cancelled()
-        rows = _feature_rows(db, where, last, chunk)
+        rows = _feature_rows(db, where, last, chunk, tail_id)
         if not rows:
             break
         records = _embed_rows(heads, rows, device, cfg.vision_dim, cfg.audio_dim)
@@ -146,4 +158,5 @@ def discard_model_outputs(db: sqlite_utils.Database, ann_dir: Path, model_id: st
     """Remove the embeddings rows and index files of a model that never became active."""
     with transaction(db) as conn:
         conn.execute("DELETE FROM embeddings WHERE model_id = ?", (model_id,))
+        conn.execute("DELETE FROM tuned_features WHERE tail_id = ?", (model_id,))
     shutil.rmtree(ann_dir / model_id, ignore_errors=True)

@@ -40,7 +40,8 @@ def fake_base_model(cfg: ModelConfig | None = None, model_id: str = "mmv-base-v1
     classifier = torch.randn(1000, cfg.vision_dim, generator=g) * 0.02
     class_text = torch.nn.functional.normalize(torch.randn(1000, cfg.text_dim, generator=g), dim=-1)
     heads = FACHeads(cfg, classifier, torch.zeros(1000), class_text)
-    return SimpleNamespace(heads=heads, model_id=model_id, config=cfg, device=torch.device("cpu"))
+    return SimpleNamespace(heads=heads, model_id=model_id, config=cfg, device=torch.device("cpu"),
+                           tail=None, tail_id=None)
 
 
 def _centres(rng: np.random.Generator, k: int, dim: int) -> np.ndarray:

@@ -22,9 +22,12 @@ import torch
 from engine.device import resolve_device
 from engine.errors import Cancelled, TrainingError
 from engine.jobs import CancelToken, Progress
+from engine.models.vision_tail import pretrained_tail, tail_features
 from engine.train.checkpoint import atomic_torch_save, load_checkpoint
 from engine.train.data import TrainingData, epoch_order, load_training_data, make_batch
+from engine.train.deep import CACHE_FILE, TrunkCache, build_trunk_cache, remove_cache
 from engine.train.objective import ExtraTerms, make_queues, push_momentum_embeddings, step_losses
+from engine.train.publish import TailUpdate, publish
 from engine.train.queue import ema_update, momentum_copy
 from engine.train.schedule import lr_factor
 
@@ -40,6 +43,7 @@ class TrainConfig:
     deep: bool = False
     batch_size: int = 64
     lr: float = 1e-3
+    tail_lr_scale: float = 0.1  # deep mode: the pretrained vision blocks learn 10x slower than the heads
     weights: tuple[float, float] = (1.0, 1.0)  # (NCE in S_va, MIL-NCE in S_vat); MMV used 1:1 and 10:1
     queue_size: int = 4096
     momentum: float = 0.99
@@ -83,19 +87,18 @@ class RunState:
 
 
 def train(lib, *, token: CancelToken, resume: bool = False, **options) -> Iterator[Progress]:
-    """Fine-tune the active heads on ``lib``'s stored features and switch to the result.
+    """Fine-tune the active model on ``lib``'s stored features and switch to the result.
 
     ``options`` are the fields of :class:`TrainConfig` (epochs, minutes, device, deep, batch_size,
-    lr, weights, ...). Yields Progress (stage "train", then "reproject", "index", "done");
-    raises :class:`~engine.errors.Cancelled` when ``token`` is set and TrainingError on bad input.
+    lr, weights, ...). With ``deep`` the last vision blocks train too, on clips decoded again
+    (see deep.py). Yields Progress (stage "prepare", "decode" in deep mode, "train", then
+    "reproject", "index", "done"); raises :class:`~engine.errors.Cancelled` when ``token`` is set
+    and TrainingError on bad input.
     """
-    cfg = TrainConfig(**options)
-    if cfg.deep:
-        raise TrainingError(
-            "deep mode (unfreezing the last backbone blocks and decoding clips again) is not "
-            "available in this version; train the heads on stored features instead"
-        )
     base = lib.load_models()
+    resume_path = Path(lib.paths.models_dir) / RESUME_FILE
+    checkpoint = load_checkpoint(resume_path) if resume and resume_path.exists() else None
+    cfg = TrainConfig(**options) if checkpoint is None else _saved_config(checkpoint, options.get("device", "auto"))
     choice = resolve_device(cfg.device)
     device = choice.device
     yield Progress(stage="prepare", message=f"loading stored features ({choice.note})")
@@ -106,24 +109,43 @@ def train(lib, *, token: CancelToken, resume: bool = False, **options) -> Iterat
         audio_dim=base.config.audio_dim,
         text_dim=base.config.text_dim,
         window=cfg.sentence_window,
+        tail_id=base.tail_id,
     )
+    deep = None
+    if cfg.deep:
+        deep, data = yield from _prepare_deep(lib, base, data, token, device)
     if int(data.has_audio.sum()) < 2 and not any(len(s) for s in data.clip_sentences):
         raise TrainingError("nothing to learn from: fewer than two clips with sound and no transcripts")
     heads = copy.deepcopy(base.heads).to(device)
-    resume_path = Path(lib.paths.models_dir) / RESUME_FILE
-    if resume and resume_path.exists():
-        checkpoint = load_checkpoint(resume_path)
-        run = _Run(_saved_config(checkpoint, cfg.device), heads, data, device, base.model_id)
+    run = _Run(cfg, heads, data, device, base.model_id, deep)
+    if checkpoint is not None:
         run.restore(checkpoint)
         yield Progress(stage="prepare", message=f"resuming the interrupted run at step {run.state.step}")
     else:
-        run = _Run(cfg, heads, data, device, base.model_id)
         run.calibrate_centres()
     yield from run.loop(token, resume_path)
-    from engine.train.publish import publish
-
-    yield from publish(lib, run.heads, run.report(), token=token, device=device)
+    yield from publish(lib, run.heads, run.report(), token=token, device=device, tail=run.tail_update(base))
     resume_path.unlink(missing_ok=True)
+    remove_cache(lib.paths.models_dir)
+
+
+def _prepare_deep(lib, base, data: TrainingData, token: CancelToken, device: torch.device):
+    """Decode the clips again and cache the frozen trunk (deep mode); -> (DeepParts, the data
+    restricted to the clips that could be decoded)."""
+    cache = None
+    for item in build_trunk_cache(lib.db, base, data.clip_ids, token, Path(lib.paths.models_dir) / CACHE_FILE):
+        if isinstance(item, TrunkCache):
+            cache = item
+        else:
+            yield item
+    keep = np.flatnonzero(np.isin(data.clip_ids, cache.clip_ids))
+    data = data.subset(keep)
+    if cache.skipped:
+        note = "; ".join(cache.skipped[:3])
+        yield Progress(stage="prepare", message=f"left out {len(cache.skipped)} videos: {note}")
+    tail = copy.deepcopy(base.tail) if base.tail is not None else pretrained_tail(base.config.deep_from_block)
+    trunk = cache.trunk[torch.from_numpy(cache.rows_for(data.clip_ids))]
+    return DeepParts(tail.to(device).float().requires_grad_(True), trunk), data
 
 
 def _saved_config(checkpoint: dict, device: str) -> TrainConfig:
@@ -134,11 +156,33 @@ def _saved_config(checkpoint: dict, device: str) -> TrainConfig:
     return TrainConfig(**{**saved, "weights": tuple(saved["weights"]), "device": device})
 
 
+@dataclass
+class DeepParts:
+    """Deep mode: the trainable vision tail and the cached trunk activations of the data's rows."""
+
+    tail: torch.nn.Module
+    trunk: torch.Tensor  # [N, T, C, h, w] float16, row-aligned with TrainingData
+
+    def features(self, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+        """[B, T, 1280] with gradients into the tail."""
+        x = self.trunk[torch.from_numpy(np.asarray(rows, np.int64))]
+        b, t = x.shape[:2]
+        x = x.reshape(b * t, *x.shape[2:]).to(device, torch.float32, non_blocking=True)
+        return self.tail(x).reshape(b, t, -1)
+
+    def all_features(self) -> torch.Tensor:
+        """[N, T, 1280] float32 on the CPU, without gradients (for metrics and publishing)."""
+        n, t = self.trunk.shape[:2]
+        return tail_features(self.tail, self.trunk.reshape(n * t, *self.trunk.shape[2:]), t)
+
+
 class _Run:
     """The mutable state of one training run, with its loop and its resumable checkpoint."""
 
-    def __init__(self, cfg: TrainConfig, heads, data: TrainingData, device: torch.device, parent_id: str):
+    def __init__(self, cfg: TrainConfig, heads, data: TrainingData, device: torch.device, parent_id: str,
+                 deep: DeepParts | None = None):
         self.cfg, self.heads, self.data, self.device, self.parent_id = cfg, heads, data, device, parent_id
+        self.deep = deep
         heads.log_temperature.requires_grad_(cfg.learn_temperature)
         heads.text_vat.requires_grad_(cfg.train_text_head)
         self.twin = momentum_copy(heads)
@@ -146,7 +190,10 @@ class _Run:
         self.extra_terms = ExtraTerms(cfg.bridge_weight, cfg.keep_weight, cfg.keep_audio_weight,
                                       momentum_copy(heads))
         self.params = [p for p in heads.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        groups = [{"params": self.params, "lr_scale": 1.0}]
+        if deep is not None:
+            groups.append({"params": list(deep.tail.parameters()), "lr_scale": cfg.tail_lr_scale})
+        self.optimizer = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         hc = heads.cfg
         # A queue longer than the library would hold several stale copies of every clip.
         self.queues = make_queues(
@@ -178,6 +225,8 @@ class _Run:
                 f"is {self.parent_id!r}; start a new run instead of resuming"
             )
         self.heads.load_state_dict(ckpt["heads"])
+        if self.deep is not None:
+            self.deep.tail.load_state_dict(ckpt["tail"])
         self.twin.load_state_dict(ckpt["twin"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scaler.load_state_dict(ckpt["scaler"])
@@ -196,6 +245,7 @@ class _Run:
                 "elapsed_s": self.state.elapsed_s,
                 "history": self.state.history,
                 "heads": self.heads.state_dict(),
+                **({} if self.deep is None else {"tail": self.deep.tail.state_dict()}),
                 "twin": self.twin.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(),
@@ -239,7 +289,7 @@ class _Run:
             token.raise_if_cancelled()
             epoch, rows = self.batch_rows(self.state.step)
             t0 = time.perf_counter()
-            record = self.one_step(make_batch(self.data, rows, self.device), self.progress())
+            record = self.one_step(make_batch(self.data, rows, self.device), self.progress(), rows)
             now = time.perf_counter()
             self.state.step += 1
             self.state.elapsed_s = now - started
@@ -250,15 +300,16 @@ class _Run:
                 self.save_resume(resume_path)
             yield self._progress_report(record, epoch, rate)
 
-    def one_step(self, batch, progress: float) -> dict:
+    def one_step(self, batch, progress: float, rows: np.ndarray) -> dict:
         lr = self.cfg.lr * lr_factor(progress, self.cfg.warmup)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_scale"]
         self.heads.train()
         temperature = self.heads.log_temperature.exp().clamp(0.01, 1.0)
         with _autocast(self.device, self.amp_dtype):
+            video_input = None if self.deep is None else self.deep.features(rows, self.device)
             losses = step_losses(self.heads, batch, self.queues, temperature, self.cfg.weights,
-                                 self.cfg.gdt_shift, self.extra_terms)
+                                 self.cfg.gdt_shift, self.extra_terms, video_input)
         self.optimizer.zero_grad(set_to_none=True)
         if losses.total.requires_grad:
             self.scaler.scale(losses.total).backward()
@@ -266,7 +317,8 @@ class _Run:
             self.scaler.update()
         ema_update(self.twin, self.heads, self.cfg.momentum)
         with _autocast(self.device, self.amp_dtype):
-            push_momentum_embeddings(self.twin, batch, self.queues)
+            push_momentum_embeddings(self.twin, batch, self.queues,
+                                     None if video_input is None else video_input.detach())
         return {
             "loss": float(losses.total.detach()),
             "loss_nce": losses.nce,
@@ -305,9 +357,22 @@ class _Run:
             "device": str(self.device),
             "metrics": {
                 "before": self.metrics_before,
-                "after": self_retrieval(self.heads, self.data, self.device),
+                "after": self_retrieval(self.heads, self.data, self.device, video=self.video_features()),
             },
         }
+
+    def video_features(self) -> torch.Tensor:
+        """Every row's video features as the trained model sees them."""
+        return self.data.video if self.deep is None else self.deep.all_features()
+
+    def tail_update(self, parent) -> TailUpdate | None:
+        """What the published model's checkpoint carries besides the heads: the tail trained
+        here (deep mode), the parent's tail (heads-only run on a deep parent), or nothing."""
+        if self.deep is not None:
+            return TailUpdate(self.deep.tail, None, self.data.clip_ids, self.video_features())
+        if parent.tail is not None:
+            return TailUpdate(parent.tail, parent.tail_id)
+        return None
 
 
 def _mixed_precision(device: torch.device) -> tuple[torch.dtype | None, torch.amp.GradScaler]:
@@ -333,14 +398,15 @@ def downsample(history: list[dict], limit: int) -> list[dict]:
 
 
 @torch.no_grad()
-def self_retrieval(heads, data: TrainingData, device: torch.device, limit: int = 2000) -> dict:
+def self_retrieval(heads, data: TrainingData, device: torch.device, limit: int = 2000,
+                   video: torch.Tensor | None = None) -> dict:
     """Sound -> picture retrieval among the library's own clips (no labels): is the true clip's
     video (R@1 clip) or any clip of the same video (R@1 video) ranked first for each clip's audio?"""
     rows = torch.nonzero(data.has_audio).flatten()[:limit]
     if len(rows) < 2:
         return {}
     heads.eval()
-    video = heads.project_video(data.video[rows].to(device))["va"].float()
+    video = heads.project_video((data.video if video is None else video)[rows].to(device))["va"].float()
     audio = heads.project_audio(data.audio[rows].to(device))["va"].float()
     best = (audio @ video.T).argmax(dim=1).cpu()
     same_clip = best == torch.arange(len(rows))

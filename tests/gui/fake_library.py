@@ -202,9 +202,12 @@ class FakeTrainableLibrary(FakeLibrary):
     def __init__(self, *a, **kw) -> None:
         super().__init__(*a, **kw)
         self.models = [{"id": "mmv-base-v1", "name": "base"}]
+        self.train_requests: list[dict] = []
 
-    def train(self, minutes: float = 5.0, token: CancelToken | None = None, device: str = "auto"):
+    def train(self, minutes: float = 5.0, token: CancelToken | None = None, device: str = "auto",
+              deep: bool = False):
         token = token or CancelToken()
+        self.train_requests.append({"minutes": minutes, "device": device, "deep": deep})
         steps = 20
         for s in range(1, steps + 1):
             token.raise_if_cancelled()

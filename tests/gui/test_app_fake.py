@@ -322,9 +322,11 @@ def test_finetune_dialog_trains_and_switches_back(qtbot, make_window, tmp_path):
     w.open_finetune()
     dlg = w.finetune_dialog
     qtbot.waitUntil(lambda: dlg.models.count() == 1, timeout=3000)
+    dlg.deep.setChecked(True)
     with qtbot.waitSignal(dlg.model_changed, timeout=10000) as blocker:
         qtbot.mouseClick(dlg.start_btn, Qt.MouseButton.LeftButton)
     assert blocker.args == ["ft-1"]
+    assert lib.train_requests == [{"minutes": 10.0, "device": dlg.device.currentData(), "deep": True}]
     assert len(dlg.plot.series["loss"]) == 20
     assert "recall@5" in dlg.figures.text() and "0.550" in dlg.figures.text()
     assert not dlg.plot.grab().isNull()
