@@ -43,11 +43,14 @@ def index(lib: Library, media: Path) -> float:
 
 
 def fine_tune(lib: Library, options: dict) -> tuple[dict, float]:
+    """-> (the "done" event's info plus measured phases, wall seconds)."""
     t0 = time.perf_counter()
-    done = None
+    done, first_step, rates = None, None, []
     for p in lib.train(CancelToken(), **options):
         if p.stage == "train":
             i = p.info
+            first_step = first_step or time.perf_counter()
+            rates.append(i["clips_per_s"])
             print(
                 f"\r[train] step {int(p.done)}/{int(p.total)} loss {i['loss']:.3f} nce {i['loss_nce']:.3f} "
                 f"milnce {i['loss_milnce']:.3f} {i['clips_per_s']:.0f} clips/s",
@@ -56,7 +59,9 @@ def fine_tune(lib: Library, options: dict) -> tuple[dict, float]:
             )
         done = p
     print(file=sys.stderr)
-    return done.info, time.perf_counter() - t0
+    phases = {"prepare_seconds": round((first_step or t0) - t0, 1),  # deep mode: decoding + trunk cache
+              "clips_per_s_train": round(float(sorted(rates)[len(rates) // 2]), 1) if rates else None}
+    return {**done.info, **phases}, time.perf_counter() - t0
 
 
 def plot_losses(history: list[dict], path: Path, title: str) -> None:
@@ -114,13 +119,15 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--weights", type=float, nargs=2, default=(1.0, 1.0))
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--plot", type=Path, default=root / "docs" / "finetune_loss.png")
+    ap.add_argument("--deep", action="store_true", help="deep mode: the last vision blocks train too")
+    ap.add_argument("--plot", type=Path, help="loss curves PNG (default docs/finetune[_deep]_loss.png)")
     ap.add_argument("--out", type=Path, help="write the figures as JSON here")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                     help="extra TrainConfig field, e.g. --set keep_audio_weight=1.0")
     ap.add_argument("--throughput", type=int, metavar="N_CLIPS",
                     help="only measure training speed on N synthetic clips (no media needed)")
     args = ap.parse_args()
+    args.plot = args.plot or root / "docs" / ("finetune_deep_loss.png" if args.deep else "finetune_loss.png")
     if args.throughput:
         print(json.dumps(throughput(args.throughput, args.device, args.batch_size), indent=2))
         return 0
@@ -136,6 +143,7 @@ def main() -> int:
         "device": args.device,
         "batch_size": args.batch_size,
         "weights": tuple(args.weights),
+        "deep": args.deep,
         **{k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)},
     }
     info, seconds = fine_tune(lib, options)
@@ -148,7 +156,8 @@ def main() -> int:
         model["info"]["history"],
         args.plot,
         f"fine-tuning on {args.media.name}: {model['info']['data']['clips']} clips, "
-        f"{model['info']['steps']} steps, {model['info']['train_seconds']:.0f} s (CPU)",
+        f"{model['info']['steps']} steps, {model['info']['train_seconds']:.0f} s ({args.device}"
+        f"{', deep' if args.deep else ''})",
     )
     text = json.dumps(report, indent=2, default=str)
     if args.out:
