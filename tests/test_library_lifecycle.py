@@ -117,3 +117,25 @@ def test_remove_folder(library, folder):
     assert library.remove(folder) == 2
     assert library.videos() == [] and library.folders() == []
     assert library.search_text("a red square").moments == []
+
+
+def test_cancel_inside_a_long_video_stops_between_clip_chunks(library, folder, monkeypatch):
+    import engine.index.indexer as indexer
+
+    monkeypatch.setattr(indexer, "CHUNK_CLIPS", 1)  # every clip is its own CNN call
+    token = CancelToken()
+    calls = []
+    original = library._model.clip_features
+
+    def clip_features(*args, **kwargs):
+        calls.append(1)
+        token.cancel()  # the user presses Cancel while the first video's first chunk runs
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(library._model, "clip_features", clip_features)
+    progress = list(library.index([folder], token, transcribe=False))
+    assert progress[-1].stage == "cancelled" and len(calls) == 1  # not the video's other clips
+    assert status_counts(library) == {"pending": 2}
+    assert library.db.conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 0
+    monkeypatch.setattr(library._model, "clip_features", original)
+    assert run(library, [folder])[-1].info["files_done"] == 2

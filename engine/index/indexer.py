@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SAVE_EVERY = 10
+CHUNK_CLIPS = 32   # clips per CNN call (~1 s of CPU): the cancel token is checked between calls
 INDEXES = (("va", "video"), ("va", "audio"), ("vat", "video"), ("vat", "audio"))
 
 
@@ -142,7 +143,7 @@ def _decode_and_encode_audio(model: MMVModel, path: Path, clip_s: float) -> tupl
 
 def _embed(model: MMVModel, video_id: int, prepared: tuple, transcriber, token: CancelToken) -> VideoResult:
     decoded, whisper_frames = prepared
-    feats = model.clip_features(decoded.frames, decoded.audio, decoded.windows, whisper_frames)
+    feats = _clip_features(model, decoded, whisper_frames, token)
     vfeat, afeat = feats.video, feats.audio
     # A deep model's heads take its own tail's features; the frozen ones are stored for all models.
     pv = model.project_video(vfeat if feats.tuned_video is None else feats.tuned_video)
@@ -157,6 +158,21 @@ def _embed(model: MMVModel, video_id: int, prepared: tuple, transcriber, token: 
     tuned = None if feats.tuned_video is None else feats.tuned_video.numpy()
     return VideoResult(video_id, decoded.windows, vfeat.numpy(), None if afeat is None else afeat.numpy(),
                        emb, decoded.info, segments, tuned, model.tail_id)
+
+
+def _clip_features(model: MMVModel, decoded: DecodedVideo, whisper_frames, token: CancelToken):
+    """The CNN pass over a video's clips in chunks, so that Cancel takes effect within a second or
+    two even in an hour-long video (the video then stays pending and is redone next time)."""
+    from engine.models.mmv import ClipFeatures
+
+    if decoded.audio is not None and whisper_frames is None:  # encode the file's audio once, not per chunk
+        whisper_frames = model.audio.whisper.frame_features(decoded.audio)
+    parts = []
+    for i in range(0, len(decoded.windows), CHUNK_CLIPS):
+        token.raise_if_cancelled()
+        parts.append(model.clip_features(decoded.frames[i:i + CHUNK_CLIPS], decoded.audio,
+                                         decoded.windows[i:i + CHUNK_CLIPS], whisper_frames))
+    return ClipFeatures.concat(parts)
 
 
 def _segment_writer(model: MMVModel):

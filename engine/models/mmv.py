@@ -26,6 +26,15 @@ class ClipFeatures:
     audio: torch.Tensor | None         # [N, 2048], None without sound
     tuned_video: torch.Tensor | None   # [N, T, 1280] from the fine-tuned tail of a deep model
 
+    @staticmethod
+    def concat(parts: list[ClipFeatures]) -> ClipFeatures:
+        """Join the features of consecutive chunks of one video's clips."""
+        def cat(name: str) -> torch.Tensor | None:
+            values = [getattr(p, name) for p in parts]
+            return None if values[0] is None else torch.cat(values)
+
+        return ClipFeatures(cat("video"), cat("audio"), cat("tuned_video"))
+
 
 class MMVModel:
     """Towers load on first use: a text search needs only the text tower and the heads, so a cold
