@@ -171,3 +171,21 @@ def test_embed_may_return_a_torch_tensor(db, embed):
         save_segments(conn, video, [said(0.0, 2.0, "hello world")], lambda t: torch.from_numpy(embed(t)) * 3)
     vec = np.frombuffer(db.conn.execute("SELECT vec FROM transcripts").fetchone()[0], dtype=np.float32)
     assert abs(np.linalg.norm(vec) - 1) < 1e-5
+
+
+def test_cached_segment_vectors_follow_the_library(db, embed):
+    from engine.speech.store import SegmentVectors
+
+    conn = db.conn
+    first = add_video(conn, "/v/a.mp4", 8.0)
+    save_segments(conn, first, [said(0.0, 3.0, BUDGET_SENTENCE)], embed)
+    cache = SegmentVectors()
+    query = embed(["the budget grows"])[0]
+    hits = transcript_hits(conn, "the budget grows", query, vectors=cache)
+    assert [h.video_id for h in hits] == [first]
+    assert transcript_hits(conn, "the budget grows", query, vectors=cache)[0].score == pytest.approx(hits[0].score)
+    second = add_video(conn, "/v/b.mp4", 8.0)  # new transcripts: the cache reloads
+    save_segments(conn, second, [said(0.0, 3.0, "The budget grows by ten percent next year.")], embed)
+    assert {h.video_id for h in transcript_hits(conn, "the budget grows", query, vectors=cache)} == {first, second}
+    conn.execute("UPDATE videos SET status = 'missing' WHERE id = ?", (first,))  # a file that went away
+    assert [h.video_id for h in transcript_hits(conn, "the budget grows", query, vectors=cache)] == [second]

@@ -42,6 +42,9 @@ class Searcher:
         self.lib, self.model = lib, model
         # A read connection of its own: searches never wait behind (or block) the writer.
         self.conn = sqlite3.connect(str(lib.paths.db), timeout=30.0, check_same_thread=False)
+        from engine.speech.store import SegmentVectors
+
+        self._segments = SegmentVectors()  # transcript vectors in memory between queries
         self._indexes: dict[tuple[str, str], AnnIndex] = {}
         self.trained = model.model_id != model.config.base_model_id
 
@@ -108,7 +111,8 @@ class Searcher:
         from engine.speech.store import transcript_hits
 
         background: dict = {}
-        hits = transcript_hits(self.conn, text, tvec, limit=CANDIDATES, background=background)
+        hits = transcript_hits(self.conn, text, tvec, limit=CANDIDATES, background=background,
+                               vectors=self._segments)
         if hits:
             mean, std = background["mean"], max(background["std"], TRANSCRIPT_MIN_STD)
             for h in hits:

@@ -64,38 +64,61 @@ def _normalised(features, n: int) -> np.ndarray:
 
 
 # ---- searching ----------------------------------------------------------------------------------
+class SegmentVectors:
+    """The searchable segments' vectors held in memory, reloaded only when the transcripts or the
+    set of indexed videos changed: a query then costs one matrix product instead of reading every
+    vector from SQLite (50k segments are ~75 MB of blobs)."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self.ids = np.zeros(0, np.int64)
+        self.matrix = np.zeros((0, 0), np.float32)
+
+    def get(self, conn: sqlite3.Connection, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """(row ids [S], vectors [S, dim]) of segments of videos that are done."""
+        key = (conn.execute("SELECT COUNT(*), MAX(id), SUM(id) FROM transcripts").fetchone(),
+               conn.execute("SELECT COUNT(*), SUM(id) FROM videos WHERE status = 'done'").fetchone(), dim)
+        if key != self._key:
+            self.ids, self.matrix = _load_segment_vectors(conn, dim)
+            self._key = key
+        return self.ids, self.matrix
+
+
+def _load_segment_vectors(conn: sqlite3.Connection, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    ids, parts = [], []
+    rows = conn.execute("SELECT t.id, t.vec FROM transcripts t JOIN videos v ON v.id = t.video_id "
+                        "WHERE v.status = 'done' AND t.vec IS NOT NULL AND length(t.vec) = ?", (4 * dim,))
+    while batch := rows.fetchmany(4096):  # vectors of another text model (other width) are skipped
+        ids += [r[0] for r in batch]
+        parts.append(np.frombuffer(b"".join(r[1] for r in batch), dtype=np.float32).reshape(len(batch), dim))
+    matrix = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+    return np.asarray(ids, np.int64), matrix
+
+
 def transcript_hits(conn: sqlite3.Connection, query_text: str, query_vec: np.ndarray,
-                    limit: int = 200, background: dict | None = None) -> list[ClipHit]:
+                    limit: int = 200, background: dict | None = None,
+                    vectors: SegmentVectors | None = None) -> list[ClipHit]:
     """Transcript segments matching a text query, best first, as clip hits ("said" / "heard").
 
     ``background``, when given, receives the mean and standard deviation of the query's cosine
     over *all* segments (``mean``, ``std``, ``n``): the null distribution that the searcher uses to
-    put these hits on the same scale as its other channels.
+    put these hits on the same scale as its other channels. ``vectors``: a cache kept by the
+    caller between queries (one is made for this query when absent).
     """
     qvec = _normalised(query_vec, 1)[0]
     terms = content_words(query_text)
     coverage = _exact_coverage(conn, terms)
-    scored: list[tuple[float, int]] = []
-    total = total_sq = 0.0
-    count = 0
-    rows = conn.execute("SELECT t.id, t.vec FROM transcripts t JOIN videos v ON v.id = t.video_id "
-                        "WHERE v.status = 'done' AND t.vec IS NOT NULL")
-    while batch := rows.fetchmany(4096):
-        ids = [r[0] for r in batch]
-        mat = np.frombuffer(b"".join(r[1] for r in batch), dtype=np.float32).reshape(len(batch), -1)
-        if mat.shape[1] != qvec.shape[0]:
-            continue  # written by another text model; cannot be compared
-        cosines = mat @ qvec
-        total, total_sq, count = total + float(cosines.sum()), total_sq + float((cosines**2).sum()), count + len(ids)
-        for row_id, cos in zip(ids, cosines.tolist()):
-            cov = coverage.get(row_id, 0.0)
-            if cov > 0 or cos >= MIN_COSINE:
-                scored.append((min(1.0, cos + EXACT_BOOST * cov), row_id))
-    scored.sort(reverse=True)
-    if background is not None and count:
-        mean = total / count
-        background.update(mean=mean, std=max(0.0, total_sq / count - mean**2) ** 0.5, n=count)
-    return [_to_hit(conn, row_id, score, terms) for score, row_id in scored[:limit]]
+    ids, matrix = (vectors or SegmentVectors()).get(conn, qvec.shape[0])
+    cosines = matrix @ qvec
+    bonus = np.array([coverage.get(int(i), 0.0) for i in ids], np.float32) if coverage else np.zeros(len(ids))
+    keep = np.flatnonzero((bonus > 0) | (cosines >= MIN_COSINE))
+    scores = np.minimum(1.0, cosines[keep] + EXACT_BOOST * bonus[keep])
+    order = keep[np.argsort(-scores, kind="stable")][:limit]
+    final = np.minimum(1.0, cosines[order] + EXACT_BOOST * bonus[order])
+    if background is not None and len(ids):
+        mean = float(cosines.mean())
+        background.update(mean=mean, std=float(cosines.std()), n=len(ids))
+    return [_to_hit(conn, int(row_id), float(score), terms) for row_id, score in zip(ids[order], final)]
 
 
 def content_words(text: str) -> list[str]:
