@@ -87,7 +87,7 @@ class SegmentVectors:
 def _load_segment_vectors(conn: sqlite3.Connection, dim: int) -> tuple[np.ndarray, np.ndarray]:
     ids, parts = [], []
     rows = conn.execute("SELECT t.id, t.vec FROM transcripts t JOIN videos v ON v.id = t.video_id "
-                        "WHERE v.status = 'done' AND t.vec IS NOT NULL AND length(t.vec) = ?", (4 * dim,))
+                        "WHERE v.status = 'done' AND t.vec IS NOT NULL AND length(t.vec) = ? ORDER BY t.id", (4 * dim,))
     while batch := rows.fetchmany(4096):  # vectors of another text model (other width) are skipped
         ids += [r[0] for r in batch]
         parts.append(np.frombuffer(b"".join(r[1] for r in batch), dtype=np.float32).reshape(len(batch), dim))
@@ -110,7 +110,7 @@ def transcript_hits(conn: sqlite3.Connection, query_text: str, query_vec: np.nda
     coverage = _exact_coverage(conn, terms)
     ids, matrix = (vectors or SegmentVectors()).get(conn, qvec.shape[0])
     cosines = matrix @ qvec
-    bonus = np.array([coverage.get(int(i), 0.0) for i in ids], np.float32) if coverage else np.zeros(len(ids))
+    bonus = _coverage_vector(coverage, ids)
     keep = np.flatnonzero((bonus > 0) | (cosines >= MIN_COSINE))
     scores = np.minimum(1.0, cosines[keep] + EXACT_BOOST * bonus[keep])
     order = keep[np.argsort(-scores, kind="stable")][:limit]
@@ -118,7 +118,18 @@ def transcript_hits(conn: sqlite3.Connection, query_text: str, query_vec: np.nda
     if background is not None and len(ids):
         mean = float(cosines.mean())
         background.update(mean=mean, std=float(cosines.std()), n=len(ids))
-    return [_to_hit(conn, int(row_id), float(score), terms) for row_id, score in zip(ids[order], final)]
+    return _to_hits(conn, ids[order], final, terms)
+
+
+def _coverage_vector(coverage: dict[int, float], ids: np.ndarray) -> np.ndarray:
+    """``coverage`` as a vector aligned with ``ids`` (sorted ascending), zeros elsewhere."""
+    bonus = np.zeros(len(ids), np.float32)
+    if coverage and len(ids):
+        rows = np.fromiter(coverage.keys(), np.int64, len(coverage))
+        pos = np.minimum(np.searchsorted(ids, rows), len(ids) - 1)
+        found = ids[pos] == rows
+        bonus[pos[found]] = np.fromiter(coverage.values(), np.float32, len(coverage))[found]
+    return bonus
 
 
 def content_words(text: str) -> list[str]:
@@ -138,20 +149,51 @@ def _exact_coverage(conn: sqlite3.Connection, terms: list[str]) -> dict[int, flo
     return {row_id: n / len(terms) for row_id, n in counts.items()}
 
 
-def _to_hit(conn: sqlite3.Connection, row_id: int, score: float, terms: list[str]) -> ClipHit:
-    video_id, kind, start, end, text = conn.execute(
-        "SELECT video_id, kind, start, end, text FROM transcripts WHERE id = ?", (row_id,)).fetchone()
-    return ClipHit(clip_id=best_clip(conn, video_id, start, end), video_id=video_id, start=start, end=end,
-                   score=float(score), reason=kind, snippet=snippet(text, terms))
+def _to_hits(conn: sqlite3.Connection, row_ids: np.ndarray, scores: np.ndarray, terms: list[str]) -> list[ClipHit]:
+    """Hits for transcript rows, each tied to the clip it overlaps most, in two queries."""
+    if not len(row_ids):
+        return []
+    ids = [int(i) for i in row_ids]
+    marks = ",".join("?" * len(ids))
+    rows = {r[0]: r[1:] for r in conn.execute(
+        f"SELECT id, video_id, kind, start, end, text FROM transcripts WHERE id IN ({marks})", ids)}
+    best: dict[int, int] = {}
+    # Same rule as best_clip: the largest overlap, the earliest clip on ties; first row per segment wins.
+    for row_id, clip_id in conn.execute(
+        "SELECT t.id, c.id FROM transcripts t JOIN clips c ON c.video_id = t.video_id "
+        "AND c.start < MAX(t.end, t.start + 0.001) AND c.end > t.start "
+        f"WHERE t.id IN ({marks}) ORDER BY t.id, (MIN(c.end, t.end) - MAX(c.start, t.start)) DESC, c.start",
+        ids,
+    ):
+        best.setdefault(row_id, clip_id)
+    hits = []
+    for row_id, score in zip(ids, scores):
+        video_id, kind, start, end, text = rows[row_id]
+        hits.append(ClipHit(clip_id=best.get(row_id, -1), video_id=video_id, start=start, end=end,
+                            score=float(score), reason=kind, snippet=snippet(text, terms)))
+    return hits
+
+
+def _clips_of(conn: sqlite3.Connection, video_id: int) -> np.ndarray:
+    """[n, 3] (id, start, end) of a video's clips, by start time."""
+    rows = conn.execute("SELECT id, start, end FROM clips WHERE video_id = ? ORDER BY start", (video_id,)).fetchall()
+    return np.array(rows, np.float64).reshape(-1, 3)
+
+
+def _best_overlap(clips: np.ndarray, start: float, end: float) -> int:
+    """Id of the clip overlapping [start, end] the most (the earliest on ties); -1 when none does.
+    A zero-length segment (a point in time) still falls in the clip around it."""
+    ok = (clips[:, 1] < max(end, start + 1e-3)) & (clips[:, 2] > start)
+    if not ok.any():
+        return -1
+    overlap = np.minimum(clips[:, 2], end) - np.maximum(clips[:, 1], start)
+    best = np.flatnonzero(ok)[np.argmax(overlap[ok])]  # argmax keeps the first (earliest) maximum
+    return int(clips[best, 0])
 
 
 def best_clip(conn: sqlite3.Connection, video_id: int, start: float, end: float) -> int:
     """Id of the clip overlapping [start, end] the most; -1 when no clip overlaps it."""
-    row = conn.execute(
-        "SELECT id FROM clips WHERE video_id = ? AND start < ? AND end > ? "
-        "ORDER BY (MIN(end, ?) - MAX(start, ?)) DESC, start LIMIT 1",
-        (video_id, max(end, start + 1e-3), start, end, start)).fetchone()
-    return -1 if row is None else int(row[0])
+    return _best_overlap(_clips_of(conn, video_id), start, end)
 
 
 def snippet(text: str, terms: list[str], max_words: int = SNIPPET_WORDS) -> str:
