@@ -145,6 +145,8 @@ def _prepare_deep(lib, base, data: TrainingData, token: CancelToken, device: tor
         yield Progress(stage="prepare", message=f"left out {len(cache.skipped)} videos: {note}")
     tail = copy.deepcopy(base.tail) if base.tail is not None else pretrained_tail(base.config.deep_from_block)
     trunk = cache.trunk[torch.from_numpy(cache.rows_for(data.clip_ids))]
+    if device.type == "cuda":
+        trunk = trunk.to(device)  # float16, ~19 KB per frame: a whole library fits, no copies per step
     return DeepParts(tail.to(device).float().requires_grad_(True), trunk), data
 
 
@@ -165,7 +167,7 @@ class DeepParts:
 
     def features(self, rows: np.ndarray, device: torch.device) -> torch.Tensor:
         """[B, T, 1280] with gradients into the tail."""
-        x = self.trunk[torch.from_numpy(np.asarray(rows, np.int64))]
+        x = self.trunk[torch.from_numpy(np.asarray(rows, np.int64)).to(self.trunk.device)]
         b, t = x.shape[:2]
         x = x.reshape(b * t, *x.shape[2:]).to(device, torch.float32, non_blocking=True)
         return self.tail(x).reshape(b, t, -1)
