@@ -119,3 +119,17 @@ def test_killed_indexer_leaves_a_consistent_resumable_library(tmp_path, generate
         assert conn.execute("SELECT COUNT(*) FROM videos WHERE status='done'").fetchone()[0] == 6
     res = mmv(lib, "search", "--like", "1", "--top", "10", "--json")
     assert res.returncode == 0 and len(res.stdout.splitlines()) >= 5
+
+
+def test_deep_training_from_the_command_line(cli_library, tmp_path):
+    lib = tmp_path / "lib"
+    shutil.copytree(cli_library[0], lib)  # training switches models: keep the shared library as it is
+    res = mmv(lib, "train", "--deep", "--epochs", "3", "--batch-size", "4")
+    assert res.returncode == 0, res.stderr
+    assert "decode" in res.stderr and "new model ft-" in res.stderr
+    listing = mmv(lib, "models")
+    assert listing.returncode == 0 and "deep (own vision tail)" in listing.stdout
+    active = next(line for line in listing.stdout.splitlines() if line.startswith("*"))
+    assert "ft-" in active
+    found = mmv(lib, "search", "--text", "a red square", "--json")
+    assert found.returncode == 0 and found.stdout.strip(), found.stderr
