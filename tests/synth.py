@@ -62,7 +62,9 @@ def make_video(path: str | Path, color: tuple[int, int, int] = (255, 0, 0), shap
         vs.width, vs.height = size
         vs.pix_fmt = "yuv420p"
         if rotate is not None:
-            vs.metadata["rotate"] = str(rotate)
+            # A display matrix, as phones write it (FFmpeg 7 no longer turns a 'rotate' tag into
+            # one). ``rotate`` is clockwise like the legacy tag; the matrix angle counter-clockwise.
+            vs.set_display_rotation(-rotate)
         as_ = None
         if audio:
             acodec = "libopus" if path.suffix == ".webm" else ("mp3" if path.suffix == ".avi" else "aac")

@@ -34,7 +34,7 @@ def probe(path: Path) -> VideoInfo:
             duration = _duration(container, vs)
             fps = float(vs.average_rate or vs.guessed_rate or 0) or 25.0
             audio = container.streams.audio[0] if container.streams.audio else None
-            rotation = _rotation(vs)
+            rotation = _rotation(container, vs)
             w, h = vs.codec_context.width, vs.codec_context.height
             if rotation in (90, 270):
                 w, h = h, w
@@ -56,13 +56,18 @@ def _duration(container, vs) -> float:
     return 0.0  # unknown: the frame reader measures it while decoding
 
 
-def _rotation(vs) -> int:
-    """Display rotation of phone videos from the legacy 'rotate' tag, in {0, 90, 180, 270}.
-
-    Newer files carry a display matrix instead; OpenCV applies either when decoding
-    (CAP_PROP_ORIENTATION_AUTO), and the frame reader reports what it applied.
-    """
+def _rotation(container, vs) -> int:
+    """Clockwise display rotation of phone videos, in {0, 90, 180, 270}: the legacy 'rotate' tag,
+    else the display matrix, which FFmpeg 7 reports only on decoded frames (PyAV's counter-clockwise
+    ``frame.rotation``), so the first frame is decoded for it (a few milliseconds)."""
     try:
-        return int(float(vs.metadata.get("rotate", 0))) % 360
+        tagged = vs.metadata.get("rotate")
+        if tagged is not None:
+            return int(float(tagged)) % 360
     except (TypeError, ValueError):
-        return 0
+        pass
+    try:
+        frame = next(container.decode(vs), None)
+    except (av.error.FFmpegError, ValueError):
+        return 0  # the frame reader will report the damage
+    return 0 if frame is None else round(-float(frame.rotation or 0)) % 360
