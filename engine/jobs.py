@@ -7,10 +7,13 @@ between units of work, so the CLI can draw a bar and the GUI can run them in a w
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.errors import Cancelled
+
+T = TypeVar("T")
 
 
 class CancelToken:
@@ -46,3 +49,12 @@ class Progress:
     @property
     def fraction(self) -> float:
         return 0.0 if self.total <= 0 else min(1.0, self.done / self.total)
+
+
+def checked(items: Iterable[T], token: CancelToken | None, every: int = 64) -> Iterator[T]:
+    """``items``, raising Cancelled within ``every`` items of ``token`` being set (for the inner
+    loops of long decodes, so a cancel does not wait for a whole hour-long file)."""
+    for n, item in enumerate(items):
+        if token is not None and n % every == 0:
+            token.raise_if_cancelled()
+        yield item

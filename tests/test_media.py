@@ -227,3 +227,29 @@ def test_blocks_join_without_seams(tmp_path, monkeypatch):
 def test_max_seconds_cuts_the_audio(tmp_path):
     path = make_video(tmp_path / "tone.mp4", tone_hz=440.0, seconds=3.0)
     assert len(load_audio(path, max_seconds=1.0)) == 16000
+
+
+@pytest.mark.parametrize("reader", ["sample_frames", "_sample_skipping", "_sample_opencv", "_sample_pyav"])
+def test_a_cancelled_job_stops_reading_frames(tmp_path, reader):
+    from engine.errors import Cancelled
+    from engine.jobs import CancelToken
+
+    path = make_video(tmp_path / "long.mp4", frames=_ramp(200, step=1), fps=20, audio=False)
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        getattr(frames, reader)(path, [1.0, 5.0, 9.0], 32, token)
+
+
+def test_a_cancelled_job_stops_reading_audio(tmp_path):
+    from engine.errors import Cancelled
+    from engine.jobs import CancelToken, checked
+
+    path = make_video(tmp_path / "tone.mp4", seconds=3.0)
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        load_audio(path, token=token)
+    with pytest.raises(Cancelled):
+        decode_video(path, 4.0, 2, 64, token=token)
+    assert list(checked(range(3), CancelToken())) == [0, 1, 2]

@@ -92,7 +92,7 @@ def _index_files(lib: Library, model: MMVModel, todo: list[tuple[int, Path]], to
     def submit(i: int) -> Future | None:
         if i >= len(todo):
             return None
-        return pool.submit(_decode_and_encode_audio, model, todo[i][1], clip_s)
+        return pool.submit(_decode_and_encode_audio, model, todo[i][1], clip_s, token)
 
     try:
         pending = submit(0)
@@ -132,12 +132,14 @@ def _index_files(lib: Library, model: MMVModel, todo: list[tuple[int, Path]], to
         _save_indexes(lib, model, indexes)
 
 
-def _decode_and_encode_audio(model: MMVModel, path: Path, clip_s: float) -> tuple[DecodedVideo, object]:
+def _decode_and_encode_audio(model: MMVModel, path: Path, clip_s: float,
+                             token: CancelToken) -> tuple[DecodedVideo, object]:
     """Runs in the prefetch thread: decoding and the Whisper encoder (CTranslate2, GIL released)
-    overlap the CNN of the previous video on the main thread."""
+    overlap the CNN of the previous video on the main thread. Both stop mid-file on cancel, so
+    the job ends promptly even while an hour-long file is being read."""
     cfg = model.config
-    decoded = decode_video(path, clip_s, cfg.frames_per_clip, cfg.image_size, cfg.sample_rate)
-    frames = None if decoded.audio is None else model.audio.whisper.frame_features(decoded.audio)
+    decoded = decode_video(path, clip_s, cfg.frames_per_clip, cfg.image_size, cfg.sample_rate, token)
+    frames = None if decoded.audio is None else model.audio.whisper.frame_features(decoded.audio, token)
     return decoded, frames
 
 

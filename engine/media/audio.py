@@ -9,6 +9,7 @@ import av
 import numpy as np
 
 from engine.errors import MediaError, error_reason
+from engine.jobs import CancelToken, checked
 
 SAMPLE_RATE = 16000
 # Decoded frames are gathered into blocks this long before resampling: one resampler call per
@@ -16,11 +17,13 @@ SAMPLE_RATE = 16000
 BLOCK_SECONDS = 10.0
 
 
-def load_audio(path: Path, sr: int = SAMPLE_RATE, max_seconds: float | None = None) -> np.ndarray | None:
+def load_audio(path: Path, sr: int = SAMPLE_RATE, max_seconds: float | None = None,
+               token: CancelToken | None = None) -> np.ndarray | None:
     """Mono float32 in [-1, 1] at ``sr``; None when the file has no audio stream.
 
     A stream that breaks mid-way keeps what decoded before the error (real-world files often
-    have a damaged tail); a stream that yields nothing raises MediaError.
+    have a damaged tail); a stream that yields nothing raises MediaError. ``token``: raise
+    Cancelled mid-file when it is set.
     """
     try:
         container = av.open(str(path), metadata_errors="ignore")
@@ -35,7 +38,7 @@ def load_audio(path: Path, sr: int = SAMPLE_RATE, max_seconds: float | None = No
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
         chunks: list[np.ndarray] = []
         try:
-            for block, rate in _mono_blocks(container, stream, sr, limit):
+            for block, rate in _mono_blocks(container, stream, sr, limit, token):
                 chunks.extend(_resample(resampler, block, rate))
         except (av.error.FFmpegError, ValueError) as exc:
             if not chunks:
@@ -48,7 +51,8 @@ def load_audio(path: Path, sr: int = SAMPLE_RATE, max_seconds: float | None = No
     return wave[:limit] if limit is not None else wave
 
 
-def _mono_blocks(container, stream, sr: int, limit: int | None) -> Iterator[tuple[np.ndarray, int]]:
+def _mono_blocks(container, stream, sr: int, limit: int | None,
+                 token: CancelToken | None = None) -> Iterator[tuple[np.ndarray, int]]:
     """(mono float32 block at the source rate, that rate), about BLOCK_SECONDS each.
 
     Channels are averaged before resampling: the same result as resampling each channel and then
@@ -60,7 +64,7 @@ def _mono_blocks(container, stream, sr: int, limit: int | None) -> Iterator[tupl
     pending: list[np.ndarray] = []
     shape, rate, count, total = None, 0, 0, 0
     try:
-        for frame in container.decode(stream):
+        for frame in checked(container.decode(stream), token):
             if shape is None:
                 shape, rate = (frame.sample_rate, len(frame.layout.channels)), frame.sample_rate
             elif (frame.sample_rate, len(frame.layout.channels)) != shape:

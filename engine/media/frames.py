@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from engine.errors import MediaError
+from engine.jobs import CancelToken, checked
 
 cv2.setNumThreads(1)  # decoding runs beside the model; one thread each keeps both cores busy
 
@@ -55,28 +56,29 @@ def prepare(frame_bgr: np.ndarray, size: int) -> np.ndarray:
     return cv2.cvtColor(resized[y:y + size, x:x + size], cv2.COLOR_BGR2RGB)
 
 
-def sample_frames(path: Path, times: list[float], size: int) -> np.ndarray:
+def sample_frames(path: Path, times: list[float], size: int, token: CancelToken | None = None) -> np.ndarray:
     """Frames nearest each time (seconds), as uint8 [len(times), size, size, 3].
 
     Times past the last frame reuse the last decoded frame. The skipping fast path first; then
-    OpenCV; then PyAV decoding every frame.
+    OpenCV; then PyAV decoding every frame. ``token``: raise Cancelled mid-file when it is set.
     """
     # The readers go through the file once, so they need the times in order; a video's last clip
     # is stretched back over the one before it, and its first time comes after that clip's last.
     order = np.argsort(times, kind="stable")
     ordered = [float(times[i]) for i in order]
-    frames = _sample_skipping(path, ordered, size)
+    frames = _sample_skipping(path, ordered, size, token)
     if frames is None:
         try:
-            frames = _sample_opencv(path, ordered, size)
+            frames = _sample_opencv(path, ordered, size, token)
         except MediaError:
-            frames = _sample_pyav(path, ordered, size)
+            frames = _sample_pyav(path, ordered, size, token)
     out = np.empty_like(frames)
     out[order] = frames
     return out
 
 
-def _sample_skipping(path: Path, times: list[float], size: int) -> np.ndarray | None:
+def _sample_skipping(path: Path, times: list[float], size: int,
+                     token: CancelToken | None = None) -> np.ndarray | None:
     """Skip non-reference frames away from the times; None when the codec or file does not suit."""
     try:
         container = av.open(str(path), metadata_errors="ignore")
@@ -98,7 +100,7 @@ def _sample_skipping(path: Path, times: list[float], size: int) -> np.ndarray | 
             reach = REACH_FRAMES / float(stream.average_rate or stream.guessed_rate or 25)
             decoded = _decode_near(container.demux(stream), stream, times, reach)
         try:
-            return _nearest_frames(_strict_times(decoded, stream), times, size)
+            return _nearest_frames(_strict_times(checked(decoded, token), stream), times, size)
         except (av.error.FFmpegError, _OddTimestamps, ValueError, IndexError):
             return None  # damaged or unusual: the OpenCV reader copes as it always has
 
@@ -130,13 +132,13 @@ def _near(t: float, times: list[float], reach: float) -> bool:
     return (i < len(times) and times[i] - t <= reach) or (i > 0 and t - times[i - 1] <= reach)
 
 
-def _sample_pyav(path: Path, times: list[float], size: int) -> np.ndarray:
+def _sample_pyav(path: Path, times: list[float], size: int, token: CancelToken | None = None) -> np.ndarray:
     """Every frame through PyAV: the last resort, for what OpenCV cannot decode."""
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             stream = container.streams.video[0]
             stream.codec_context.thread_type = "AUTO"
-            frames = _nearest_frames(_lenient_times(container.decode(stream), stream), times, size)
+            frames = _nearest_frames(_lenient_times(checked(container.decode(stream), token), stream), times, size)
     except (av.error.FFmpegError, UnicodeDecodeError, IndexError, ValueError) as exc:
         raise MediaError(f"cannot decode the video of {path.name}: {exc}") from exc
     if frames is None:
@@ -209,7 +211,7 @@ def _open(path: Path) -> cv2.VideoCapture:
     return cap if cap.isOpened() else cv2.VideoCapture(str(path))
 
 
-def _sample_opencv(path: Path, times: list[float], size: int) -> np.ndarray:
+def _sample_opencv(path: Path, times: list[float], size: int, token: CancelToken | None = None) -> np.ndarray:
     cap = _open(path)
     if not cap.isOpened():
         raise MediaError(f"OpenCV cannot open {path.name}")
@@ -218,6 +220,8 @@ def _sample_opencv(path: Path, times: list[float], size: int) -> np.ndarray:
     filled, last, last_t, n = 0, None, 0.0, 0
     try:
         while filled < len(times):
+            if token is not None and n % 64 == 0:
+                token.raise_if_cancelled()
             if not cap.grab():
                 break
             t = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from engine.errors import ModelError
+from engine.jobs import CancelToken, checked
 
 SAMPLE_RATE = 16000
 CHUNK_SECONDS = 30.0
@@ -44,13 +45,14 @@ class WhisperAudioBackbone:
         self.extractor = FeatureExtractor(feature_size=80)
         self._ct2 = ctranslate2
 
-    def frame_features(self, wave: np.ndarray) -> np.ndarray:
-        """float32 mono 16 kHz -> [n_frames, 384] encoder outputs at 50 Hz."""
+    def frame_features(self, wave: np.ndarray, token: CancelToken | None = None) -> np.ndarray:
+        """float32 mono 16 kHz -> [n_frames, 384] encoder outputs at 50 Hz; ``token`` is checked
+        between 30 s chunks."""
         if wave.size < MIN_SAMPLES:
             wave = np.pad(wave, (0, MIN_SAMPLES - wave.size))
         step = int(CHUNK_SECONDS * SAMPLE_RATE)
         parts = []
-        for start in range(0, wave.size, step):
+        for start in checked(range(0, wave.size, step), token, every=1):
             chunk = wave[start:start + step]
             if chunk.size < MIN_SAMPLES:  # a sliver at the end: reuse the previous context
                 chunk = wave[max(0, wave.size - MIN_SAMPLES):]

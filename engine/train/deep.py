@@ -59,10 +59,10 @@ def _clip_plan(db, clip_ids: np.ndarray) -> dict[int, tuple[str, str, list[tuple
 
 
 def decode_clip_frames(path: Path, windows: list[tuple[float, float]], frames_per_clip: int,
-                       image_size: int) -> np.ndarray:
+                       image_size: int, token: CancelToken | None = None) -> np.ndarray:
     """uint8 [N, T, S, S, 3]: the frames indexing sampled for these clip windows."""
     times = [t for w in windows for t in frame_times(w, frames_per_clip)]
-    frames = sample_frames(path, times, image_size)
+    frames = sample_frames(path, times, image_size, token)
     return frames.reshape(len(windows), frames_per_clip, image_size, image_size, 3)
 
 
@@ -77,7 +77,7 @@ def iter_decoded_videos(db, clip_ids: np.ndarray, cfg, token: CancelToken, skipp
             continue
         try:
             frames = decode_clip_frames(Path(path), [(s, e) for _, s, e in clips], cfg.frames_per_clip,
-                                        cfg.image_size)
+                                        cfg.image_size, token)
         except MediaError as exc:
             skipped.append(f"{Path(path).name}: {exc}")
             continue
