@@ -1,6 +1,6 @@
 """Indexing speed on ../shared/media: x real time, ratio to decoding alone, peak memory.
 
-Usage: python bench/bench_index.py [--library DIR] [--transcribe]
+Usage: python bench/bench_index.py [--library DIR] [--transcribe] [--device cpu|cuda|mps]
 Builds (or reuses, with --keep) a library of the shared videos used by the retrieval benchmarks.
 """
 
@@ -32,10 +32,11 @@ def decode_only(paths: list[Path], clip_seconds: float) -> float:
     return time.perf_counter() - t0
 
 
-def build_library(root: Path, transcribe: bool = False, fresh: bool = True) -> tuple[Library, dict]:
+def build_library(root: Path, transcribe: bool = False, fresh: bool = True,
+                  device: str = "cpu") -> tuple[Library, dict]:
     if fresh and root.exists():
         shutil.rmtree(root)
-    lib = Library(root, device="cpu")
+    lib = Library(root, device=device)
     t0 = time.perf_counter()
     lib.load_models().load_all()  # towers load lazily; time them apart from indexing
     load_s = time.perf_counter() - t0
@@ -54,15 +55,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--library", type=Path, default=DEFAULT_LIB)
     ap.add_argument("--transcribe", action="store_true")
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     paths = [MEDIA / v["path"] for v in videos()]
-    lib, stats = build_library(args.library, transcribe=args.transcribe)
+    lib, stats = build_library(args.library, transcribe=args.transcribe, device=args.device)
     dec_s = decode_only(paths, lib.settings.clip_seconds)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = {**stats, "decode_only_s": dec_s, "x_realtime": stats["video_seconds"] / stats["index_s"],
            "decode_x_realtime": stats["video_seconds"] / dec_s, "index_over_decode": stats["index_s"] / dec_s,
-           "peak_rss_mb": peak_mb, "transcribe": args.transcribe}
-    print(save("index_transcribe" if args.transcribe else "index", out))
+           "peak_rss_mb": peak_mb, "transcribe": args.transcribe, "device": args.device}
+    name = "index_transcribe" if args.transcribe else "index"
+    print(save(name if args.device == "cpu" else f"{name}_{args.device}", out))
     for k, v in out.items():
         print(f"{k:>20}: {v:.3f}" if isinstance(v, float) else f"{k:>20}: {v}")
 
