@@ -9,12 +9,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = [
     ["bench/bench_index.py", "--runs", "3"],
+    ["bench/bench_index.py", "--transcribe"],
     ["bench/bench_cli.py"],
     ["bench/bench_retrieval.py"],
     ["bench/bench_retrieval.py", "--rebuild", "--transcribe", "--library", "/tmp/mmvsearch-bench-transcribed",
      "--name", "retrieval_transcribed", "--skip-probe"],
     ["bench/bench_speech.py"],
     ["bench/bench_finetune.py", "--out", str(ROOT / "bench" / "results" / "finetune.json")],
+    ["bench/bench_finetune.py", "--deep", "--out", str(ROOT / "bench" / "results" / "finetune_deep.json")],
+    ["bench/bench_transcripts.py"],
     ["bench/bench_gui.py", "--json", str(ROOT / "bench" / "results" / "gui.json")],
 ]
 
