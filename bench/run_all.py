@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = [
     ["bench/bench_index.py", "--runs", "3"],
-    ["bench/bench_index.py", "--transcribe"],
+    ["bench/bench_index.py", "--transcribe", "--library", "/tmp/mmvsearch-bench-index-transcribed"],
     ["bench/bench_cli.py"],
     ["bench/bench_retrieval.py"],
     ["bench/bench_retrieval.py", "--rebuild", "--transcribe", "--library", "/tmp/mmvsearch-bench-transcribed",

@@ -33,3 +33,14 @@ def test_moment_lists_every_channel_that_matched():
     fused = fuse_hits([hit(1, 1, 0, 0.7, "seen"), hit(1, 1, 0, 0.65, "said")])
     moments = merge_hits(fused, {1: "/a.mp4"})
     assert moments[0].reasons == ["seen", "said"]
+
+
+def test_weak_neighbours_do_not_stretch_a_strong_moment():
+    # A sentence said at 4.9-7.6 s (strong) beside clips that match the query far worse.
+    hits = [hit(1, 1, 0, -0.4), ClipHit(2, 1, 4.9, 7.6, 3.5, "said"), hit(3, 1, 5.4, -0.3),
+            hit(4, 2, 0, 1.3), hit(5, 2, 4, 1.3), hit(6, 1, 20, -0.5), hit(7, 1, 24, -0.6)]
+    moments = merge_hits(hits, {1: "/a.mp4", 2: "/b.mp4"})
+    # clip 3 overlaps the sentence and is dropped; clip 1 (0-4 s) does not touch it and stays a
+    # weak moment of its own, as do clips 6-7, merged.
+    assert [(m.path, m.start, m.end) for m in moments] == [
+        ("/a.mp4", 4.9, 7.6), ("/b.mp4", 0.0, 8.0), ("/a.mp4", 0.0, 4.0), ("/a.mp4", 20.0, 28.0)]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 @dataclass
 class ClipHit:
@@ -48,13 +50,21 @@ class SearchResult:
     model_id: str = ""
 
 
+EXTEND_WITHIN = 2.0
+
+
 def merge_hits(hits: list[ClipHit], paths: dict[int, str], gap: float = 0.05, top_k: int = 20,
-               max_per_video: int = 3) -> list[Moment]:
+               max_per_video: int = 3, extend_within: float = EXTEND_WITHIN) -> list[Moment]:
     """Merge hits that touch (within ``gap`` seconds) in the same video; rank moments by best score.
 
     A moment's score is its best clip's score, so merging never inflates a long moment over a short
-    sharp one. At most ``max_per_video`` moments per video keep one long video from filling the page.
+    sharp one. Only *strong* hits (within ``extend_within`` standard deviations of all hits' scores
+    of their video's best) build moments together; a weak hit touching one is dropped rather than
+    stretching it (a short video would otherwise always come back whole, because every one of its
+    clips is some channel's candidate), and weak hits elsewhere form moments of their own. At most
+    ``max_per_video`` moments per video keep one long video from filling the page.
     """
+    spread = float(np.std([h.score for h in hits])) if len(hits) > 1 else 0.0
     by_video: dict[int, list[ClipHit]] = {}
     for h in hits:
         by_video.setdefault(h.video_id, []).append(h)
@@ -62,15 +72,10 @@ def merge_hits(hits: list[ClipHit], paths: dict[int, str], gap: float = 0.05, to
     for video_id, vh in by_video.items():
         if video_id not in paths:  # removed or gone missing since the hit was found
             continue
-        vh.sort(key=lambda h: h.start)
-        run: list[ClipHit] = []
-        for h in vh:
-            if run and h.start > max(r.end for r in run) + gap:
-                moments.append(_to_moment(run, paths[video_id]))
-                run = []
-            run.append(h)
-        if run:
-            moments.append(_to_moment(run, paths[video_id]))
+        floor = max(h.score for h in vh) - extend_within * spread
+        strong = _runs([h for h in vh if h.score >= floor], gap)
+        weak = [h for h in vh if h.score < floor and not any(_touches(h, run, gap) for run in strong)]
+        moments += [_to_moment(run, paths[video_id]) for run in strong + _runs(weak, gap)]
     moments.sort(key=lambda m: -m.score)
     kept: list[Moment] = []
     per_video: dict[int, int] = {}
@@ -81,6 +86,21 @@ def merge_hits(hits: list[ClipHit], paths: dict[int, str], gap: float = 0.05, to
         if len(kept) >= top_k:
             break
     return kept
+
+
+def _runs(hits: list[ClipHit], gap: float) -> list[list[ClipHit]]:
+    """Hits of one video grouped into runs that touch in time."""
+    runs: list[list[ClipHit]] = []
+    for h in sorted(hits, key=lambda h: h.start):
+        if runs and h.start <= max(r.end for r in runs[-1]) + gap:
+            runs[-1].append(h)
+        else:
+            runs.append([h])
+    return runs
+
+
+def _touches(hit: ClipHit, run: list[ClipHit], gap: float) -> bool:
+    return hit.start <= max(r.end for r in run) + gap and hit.end >= min(r.start for r in run) - gap
 
 
 def _to_moment(run: list[ClipHit], path: str) -> Moment:
