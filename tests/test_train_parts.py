@@ -127,10 +127,31 @@ def test_the_mixed_precision_step_runs_on_cpu_autocast(library):
                torch.device("cpu"), "mmv-base-v1")
     run.amp_dtype = torch.bfloat16  # CPU autocast supports bf16: same code path as on a GPU
     before = run.heads.video_va.weight.clone()
-    record = run.one_step(make_batch(data, np.arange(8), torch.device("cpu")), progress=0.5)
+    record = run.one_step(make_batch(data, np.arange(8), torch.device("cpu")), progress=0.5, rows=np.arange(8))
     assert math.isfinite(record["loss"]) and record["loss_nce"] > 0
     assert not torch.equal(before, run.heads.video_va.weight)
     assert run.heads.video_va.weight.dtype == torch.float32  # master weights stay in full precision
+
+
+@pytest.mark.slow
+def test_the_deep_mixed_precision_step_runs_on_cpu_autocast(library):
+    """Deep mode's CUDA code path (tail + heads under autocast, cached float16 trunk) on the CPU."""
+    from engine.models.vision_tail import pretrained_tail
+    from engine.train.trainer import DeepParts
+
+    data = load_training_data(library.db)
+    trunk = torch.randn(len(data), data.video.shape[1], 192, 7, 7, generator=torch.Generator().manual_seed(0))
+    deep = DeepParts(pretrained_tail(14).requires_grad_(True), trunk.half())
+    run = _Run(TrainConfig(epochs=1, batch_size=8, device="cpu", deep=True), library.model.heads, data,
+               torch.device("cpu"), "mmv-base-v1", deep)
+    run.amp_dtype = torch.bfloat16
+    before = [p.detach().clone() for p in deep.tail.parameters()]
+    record = run.one_step(make_batch(data, np.arange(8), torch.device("cpu")), progress=0.5, rows=np.arange(8))
+    assert math.isfinite(record["loss"]) and record["loss_nce"] > 0
+    after = list(deep.tail.parameters())
+    assert any(not torch.equal(b, a) for b, a in zip(before, after))  # the tail learns too
+    assert all(p.dtype == torch.float32 for p in after)
+    assert run.optimizer.param_groups[1]["lr"] == pytest.approx(run.optimizer.param_groups[0]["lr"] * 0.1)
 
 
 def test_vectors_of_another_text_tower_are_skipped(library):
