@@ -113,6 +113,8 @@ def train(lib, *, token: CancelToken, resume: bool = False, **options) -> Iterat
     )
     deep = None
     if cfg.deep:
+        if checkpoint is None:  # only a resumed run may reuse decoded clips: the library may have changed
+            remove_cache(lib.paths.models_dir)
         deep, data = yield from _prepare_deep(lib, base, data, token, device)
     if int(data.has_audio.sum()) < 2 and not any(len(s) for s in data.clip_sentences):
         raise TrainingError("nothing to learn from: fewer than two clips with sound and no transcripts")
