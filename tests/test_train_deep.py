@@ -111,6 +111,8 @@ def test_deep_run_resumes_without_decoding_again_and_skips_missing_files(indexed
                 token.cancel()
     assert any("left out 1 videos" in e.message for e in seen)
     assert (lib.paths.models_dir / CACHE_FILE).exists() and (lib.paths.models_dir / RESUME_FILE).exists()
+    cached = np.load(lib.paths.models_dir / CACHE_FILE, mmap_mode="r")  # on disk, read by rows
+    assert cached.dtype == np.float16 and cached.shape[1:] == (2, 192, 7, 7)
     events = list(lib.train(CancelToken(), device="cpu", resume=True))
     assert any(e.message == "reusing the decoded clips" for e in events)
     assert not any(e.stage == "decode" and e.message.startswith("decoding") for e in events)

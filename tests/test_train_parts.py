@@ -141,7 +141,7 @@ def test_the_deep_mixed_precision_step_runs_on_cpu_autocast(library):
 
     data = load_training_data(library.db)
     trunk = torch.randn(len(data), data.video.shape[1], 192, 7, 7, generator=torch.Generator().manual_seed(0))
-    deep = DeepParts(pretrained_tail(14).requires_grad_(True), trunk.half())
+    deep = DeepParts(pretrained_tail(14).requires_grad_(True), trunk.half(), torch.arange(len(data)))
     run = _Run(TrainConfig(epochs=1, batch_size=8, device="cpu", deep=True), library.model.heads, data,
                torch.device("cpu"), "mmv-base-v1", deep)
     run.amp_dtype = torch.bfloat16

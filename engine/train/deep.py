@@ -12,6 +12,8 @@ Clips of videos that are missing or no longer decode are left out of the run, wi
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,17 +27,19 @@ from engine.index.db import to_blob, transaction
 from engine.jobs import CancelToken, Progress
 from engine.media.clips import frame_times
 from engine.media.frames import sample_frames
-from engine.train.checkpoint import atomic_torch_save
 
-CACHE_FILE = "deep-trunk-cache.pt"
+CACHE_FILE = "deep-trunk-cache.npy"       # float16 [rows, T, C, h, w], memory-mapped
+CACHE_MANIFEST = "deep-trunk-cache.json"  # written last: clip ids of the filled rows, backbone, skipped
 
 
 @dataclass
 class TrunkCache:
-    """Trunk activations of the clips a deep run trains on, in the order of ``clip_ids``."""
+    """Trunk activations of the clips a deep run trains on, in the order of ``clip_ids``. The
+    array is memory-mapped from disk (~19 KB per frame), so a large library does not have to fit
+    in RAM; batches read only their own rows."""
 
     clip_ids: np.ndarray          # [N] int64
-    trunk: torch.Tensor           # [N, T, C, h, w] float16 (CPU)
+    trunk: torch.Tensor           # [N, T, C, h, w] float16 (CPU, memory-mapped)
     skipped: list[str]            # one line per video left out, for the user
 
     def rows_for(self, clip_ids: np.ndarray) -> np.ndarray:
@@ -85,49 +89,55 @@ def iter_decoded_videos(db, clip_ids: np.ndarray, cfg, token: CancelToken, skipp
 
 
 def build_trunk_cache(db, model, clip_ids: np.ndarray, token: CancelToken,
-                      cache_path: Path | None = None) -> Iterator[Progress | TrunkCache]:
+                      models_dir: Path) -> Iterator[Progress | TrunkCache]:
     """Decode the clips again and run the frozen trunk; yields Progress, then the TrunkCache.
-    A cache saved by an interrupted run on the same clips is reused."""
-    cached = _load_cache(cache_path, clip_ids, model.config.backbone_id)
+    A complete cache left by an interrupted run on the same clips is reused."""
+    cached = _load_cache(Path(models_dir), clip_ids, model.config.backbone_id)
     if cached is not None:
         yield Progress(stage="decode", done=1, total=1, unit="videos", message="reusing the decoded clips")
         yield cached
         return
-    cfg, skipped = model.config, []
-    ids, parts, started = [], [], time.monotonic()
+    remove_cache(models_dir)
+    cfg, skipped, ids = model.config, [], []
+    tmp = Path(models_dir) / (CACHE_FILE + ".tmp")
+    array, started = None, time.monotonic()
     for done, total, video_clips, frames in iter_decoded_videos(db, clip_ids, cfg, token, skipped):
         n, t = frames.shape[:2]
-        trunk = model.vision.trunk(frames.reshape(n * t, *frames.shape[2:]))
-        parts.append(trunk.reshape(n, t, *trunk.shape[1:]))
-        ids.append(video_clips)
+        trunk = model.vision.trunk(frames.reshape(n * t, *frames.shape[2:])).numpy()
+        if array is None:  # room for every clip; rows of videos that fail to decode stay unused
+            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16,
+                                              shape=(len(clip_ids), t, *trunk.shape[1:]))
+        array[len(ids):len(ids) + n] = trunk.reshape(n, t, *trunk.shape[1:])
+        ids += video_clips.tolist()
         elapsed = time.monotonic() - started
         yield Progress(stage="decode", done=done, total=total, unit="videos",
-                       message="decoding clips for deep fine-tuning",
-                       eta_s=elapsed / done * (total - done))
-    if not parts:
+                       message="decoding clips for deep fine-tuning", eta_s=elapsed / done * (total - done))
+    if array is None:
         raise TrainingError("deep mode found no video it could decode again: " + "; ".join(skipped[:3]))
-    cache = TrunkCache(np.concatenate(ids), torch.cat(parts), skipped)
-    if cache_path is not None:
-        atomic_torch_save({"clip_ids": torch.from_numpy(cache.clip_ids), "trunk": cache.trunk,
-                           "backbone_id": cfg.backbone_id, "skipped": skipped}, cache_path)
-    yield cache
+    array.flush()
+    del array
+    os.replace(tmp, Path(models_dir) / CACHE_FILE)
+    manifest = {"clip_ids": ids, "backbone_id": cfg.backbone_id, "skipped": skipped}
+    (Path(models_dir) / CACHE_MANIFEST).write_text(json.dumps(manifest))
+    yield _load_cache(Path(models_dir), clip_ids, cfg.backbone_id)
 
 
-def _load_cache(path: Path | None, clip_ids: np.ndarray, backbone_id: str) -> TrunkCache | None:
-    if path is None or not path.exists():
-        return None
+def _load_cache(models_dir: Path, clip_ids: np.ndarray, backbone_id: str) -> TrunkCache | None:
+    """The cache in ``models_dir`` if it is complete, of this backbone and of (a subset of) these clips."""
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a damaged cache is only a cache: decode again
+        manifest = json.loads((models_dir / CACHE_MANIFEST).read_text())
+        array = np.load(models_dir / CACHE_FILE, mmap_mode="c")  # copy-on-write: never written back
+    except (OSError, ValueError):  # missing or damaged: it is only a cache, decode again
         return None
-    ids = saved["clip_ids"].numpy()
-    if saved.get("backbone_id") != backbone_id or not set(ids.tolist()) <= {int(c) for c in clip_ids}:
+    ids = np.asarray(manifest.get("clip_ids", []), np.int64)
+    if manifest.get("backbone_id") != backbone_id or not set(ids.tolist()) <= {int(c) for c in clip_ids}:
         return None
-    return TrunkCache(ids, saved["trunk"], list(saved.get("skipped", [])))
+    return TrunkCache(ids, torch.from_numpy(array[:len(ids)]), list(manifest.get("skipped", [])))
 
 
 def remove_cache(models_dir: Path) -> None:
-    (Path(models_dir) / CACHE_FILE).unlink(missing_ok=True)
+    for name in (CACHE_MANIFEST, CACHE_FILE, CACHE_FILE + ".tmp"):
+        (Path(models_dir) / name).unlink(missing_ok=True)
 
 
 def write_tuned_features(db, tail_id: str, clip_ids: np.ndarray, video: torch.Tensor,

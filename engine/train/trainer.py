@@ -22,10 +22,10 @@ import torch
 from engine.device import resolve_device
 from engine.errors import Cancelled, TrainingError
 from engine.jobs import CancelToken, Progress
-from engine.models.vision_tail import pretrained_tail, tail_features
+from engine.models.vision_tail import pretrained_tail
 from engine.train.checkpoint import atomic_torch_save, load_checkpoint
 from engine.train.data import TrainingData, epoch_order, load_training_data, make_batch
-from engine.train.deep import CACHE_FILE, TrunkCache, build_trunk_cache, remove_cache
+from engine.train.deep import TrunkCache, build_trunk_cache, remove_cache
 from engine.train.objective import ExtraTerms, make_queues, push_momentum_embeddings, step_losses
 from engine.train.publish import TailUpdate, publish
 from engine.train.queue import ema_update, momentum_copy
@@ -135,7 +135,7 @@ def _prepare_deep(lib, base, data: TrainingData, token: CancelToken, device: tor
     """Decode the clips again and cache the frozen trunk (deep mode); -> (DeepParts, the data
     restricted to the clips that could be decoded)."""
     cache = None
-    for item in build_trunk_cache(lib.db, base, data.clip_ids, token, Path(lib.paths.models_dir) / CACHE_FILE):
+    for item in build_trunk_cache(lib.db, base, data.clip_ids, token, Path(lib.paths.models_dir)):
         if isinstance(item, TrunkCache):
             cache = item
         else:
@@ -146,10 +146,11 @@ def _prepare_deep(lib, base, data: TrainingData, token: CancelToken, device: tor
         note = "; ".join(cache.skipped[:3])
         yield Progress(stage="prepare", message=f"left out {len(cache.skipped)} videos: {note}")
     tail = copy.deepcopy(base.tail) if base.tail is not None else pretrained_tail(base.config.deep_from_block)
-    trunk = cache.trunk[torch.from_numpy(cache.rows_for(data.clip_ids))]
-    if device.type == "cuda":
-        trunk = trunk.to(device)  # float16, ~19 KB per frame: a whole library fits, no copies per step
-    return DeepParts(tail.to(device).float().requires_grad_(True), trunk), data
+    rows = torch.from_numpy(cache.rows_for(data.clip_ids))
+    trunk = cache.trunk
+    if device.type == "cuda":  # float16, ~19 KB per frame: the library's rows go to the GPU once
+        trunk, rows = trunk[rows].to(device), torch.arange(len(rows))
+    return DeepParts(tail.to(device).float().requires_grad_(True), trunk, rows), data
 
 
 def _saved_config(checkpoint: dict, device: str) -> TrainConfig:
@@ -162,22 +163,27 @@ def _saved_config(checkpoint: dict, device: str) -> TrainConfig:
 
 @dataclass
 class DeepParts:
-    """Deep mode: the trainable vision tail and the cached trunk activations of the data's rows."""
+    """Deep mode: the trainable vision tail, and the cached trunk activations (memory-mapped on
+    the CPU, or on the GPU) with ``rows``: the cache row of each TrainingData row."""
 
     tail: torch.nn.Module
-    trunk: torch.Tensor  # [N, T, C, h, w] float16, row-aligned with TrainingData
+    trunk: torch.Tensor  # [M, T, C, h, w] float16
+    rows: torch.Tensor   # [N] int64
 
-    def features(self, rows: np.ndarray, device: torch.device) -> torch.Tensor:
-        """[B, T, 1280] with gradients into the tail."""
-        x = self.trunk[torch.from_numpy(np.asarray(rows, np.int64)).to(self.trunk.device)]
+    def features(self, rows: np.ndarray) -> torch.Tensor:
+        """[B, T, 1280] of these data rows, with gradients into the tail."""
+        index = self.rows[torch.from_numpy(np.asarray(rows, np.int64))]
+        x = self.trunk[index.to(self.trunk.device)]
         b, t = x.shape[:2]
-        x = x.reshape(b * t, *x.shape[2:]).to(device, torch.float32, non_blocking=True)
-        return self.tail(x).reshape(b, t, -1)
+        param = next(self.tail.parameters())
+        return self.tail(x.reshape(b * t, *x.shape[2:]).to(param.device, torch.float32)).reshape(b, t, -1)
 
-    def all_features(self) -> torch.Tensor:
+    @torch.no_grad()
+    def all_features(self, chunk: int = 128) -> torch.Tensor:
         """[N, T, 1280] float32 on the CPU, without gradients (for metrics and publishing)."""
-        n, t = self.trunk.shape[:2]
-        return tail_features(self.tail, self.trunk.reshape(n * t, *self.trunk.shape[2:]), t)
+        parts = [self.features(np.arange(i, min(i + chunk, len(self.rows)))).float().cpu()
+                 for i in range(0, len(self.rows), chunk)]
+        return torch.cat(parts)
 
 
 class _Run:
@@ -311,7 +317,7 @@ class _Run:
         self.heads.train()
         temperature = self.heads.log_temperature.exp().clamp(0.01, 1.0)
         with _autocast(self.device, self.amp_dtype):
-            video_input = None if self.deep is None else self.deep.features(rows, self.device)
+            video_input = None if self.deep is None else self.deep.features(rows)
             losses = step_losses(self.heads, batch, self.queues, temperature, self.cfg.weights,
                                  self.cfg.gdt_shift, self.extra_terms, video_input)
         self.optimizer.zero_grad(set_to_none=True)
