@@ -108,12 +108,13 @@ def _write_audio(container, stream, wave: np.ndarray) -> None:
 
 
 def write_wav(path: str | Path, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+    """16-bit PCM WAV of ``wave``: float [N] (mono) or [N, channels] in -1..1."""
     import wave as wavmod
 
     path = Path(path)
     pcm = (np.clip(wave, -1, 1) * 32767).astype("<i2")
     with wavmod.open(str(path), "wb") as w:
-        w.setnchannels(1)
+        w.setnchannels(1 if pcm.ndim == 1 else pcm.shape[1])
         w.setsampwidth(2)
         w.setframerate(sample_rate)
         w.writeframes(pcm.tobytes())

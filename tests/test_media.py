@@ -1,6 +1,5 @@
 """Decoding: containers and codecs, frame sampling, audio, bad files."""
 
-import wave
 from fractions import Fraction
 from pathlib import Path
 
@@ -195,13 +194,9 @@ def test_unreadable_video_names_the_file(tmp_path):
 # Audio: any sample format, channels averaged, resampled in blocks without seams.
 
 def _write_stereo_wav(path: Path, left: np.ndarray, right: np.ndarray, rate: int) -> Path:
-    pcm = (np.stack([left, right], axis=1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(2)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
-    return path
+    from tests.synth import write_wav
+
+    return write_wav(path, np.stack([left, right], axis=1), rate)
 
 
 def test_stereo_pcm_is_averaged_to_mono_at_16k(tmp_path):
