@@ -174,18 +174,22 @@ def test_embed_may_return_a_torch_tensor(db, embed):
 
 
 def test_cached_segment_vectors_follow_the_library(db, embed):
+    import sqlite3
+
     from engine.speech.store import SegmentVectors
 
-    conn = db.conn
+    conn = db.conn  # the writer; searches read through a connection of their own, as the searcher does
+    reader = sqlite3.connect(db.conn.execute("PRAGMA database_list").fetchone()[2])
     first = add_video(conn, "/v/a.mp4", 8.0)
     save_segments(conn, first, [said(0.0, 3.0, BUDGET_SENTENCE)], embed)
     cache = SegmentVectors()
     query = embed(["the budget grows"])[0]
-    hits = transcript_hits(conn, "the budget grows", query, vectors=cache)
+    hits = transcript_hits(reader, "the budget grows", query, vectors=cache)
     assert [h.video_id for h in hits] == [first]
-    assert transcript_hits(conn, "the budget grows", query, vectors=cache)[0].score == pytest.approx(hits[0].score)
+    assert transcript_hits(reader, "the budget grows", query, vectors=cache)[0].score == pytest.approx(hits[0].score)
     second = add_video(conn, "/v/b.mp4", 8.0)  # new transcripts: the cache reloads
     save_segments(conn, second, [said(0.0, 3.0, "The budget grows by ten percent next year.")], embed)
-    assert {h.video_id for h in transcript_hits(conn, "the budget grows", query, vectors=cache)} == {first, second}
+    assert {h.video_id for h in transcript_hits(reader, "the budget grows", query, vectors=cache)} == {first, second}
     conn.execute("UPDATE videos SET status = 'missing' WHERE id = ?", (first,))  # a file that went away
-    assert [h.video_id for h in transcript_hits(conn, "the budget grows", query, vectors=cache)] == [second]
+    assert [h.video_id for h in transcript_hits(reader, "the budget grows", query, vectors=cache)] == [second]
+    reader.close()

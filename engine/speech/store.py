@@ -67,20 +67,28 @@ def _normalised(features, n: int) -> np.ndarray:
 class SegmentVectors:
     """The searchable segments' vectors held in memory, reloaded only when the transcripts or the
     set of indexed videos changed: a query then costs one matrix product instead of reading every
-    vector from SQLite (50k segments are ~75 MB of blobs)."""
+    vector from SQLite (50k segments are ~75 MB of blobs). Use it with a read-only connection (the
+    searcher's): changes are noticed through commits made by *other* connections."""
 
     def __init__(self) -> None:
         self._key: tuple | None = None
+        self._version: tuple | None = None
         self.ids = np.zeros(0, np.int64)
         self.matrix = np.zeros((0, 0), np.float32)
 
     def get(self, conn: sqlite3.Connection, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """(row ids [S], vectors [S, dim]) of segments of videos that are done."""
+        # data_version moves only when another connection commits: between commits a query costs
+        # no table scan at all. After a commit, cheap aggregates tell whether these rows changed.
+        version = (conn.execute("PRAGMA data_version").fetchone()[0], dim)
+        if version == self._version:
+            return self.ids, self.matrix
         key = (conn.execute("SELECT COUNT(*), MAX(id), SUM(id) FROM transcripts").fetchone(),
                conn.execute("SELECT COUNT(*), SUM(id) FROM videos WHERE status = 'done'").fetchone(), dim)
         if key != self._key:
             self.ids, self.matrix = _load_segment_vectors(conn, dim)
             self._key = key
+        self._version = version
         return self.ids, self.matrix
 
 
