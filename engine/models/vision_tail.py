@@ -74,15 +74,3 @@ def pretrained_tail(split: int) -> VisionTail:
     backbone's features exactly, so a deep run starts from the model it fine-tunes."""
     return VisionTail(pretrained_efficientnet(), split)
 
-
-def tail_features(tail: VisionTail, trunk: torch.Tensor, frames_per_clip: int, chunk: int = 256) -> torch.Tensor:
-    """Trunk activations [N*T, C, h, w] (any float dtype) -> clip features [N, T, 1280] float32,
-    without gradients, in chunks so that a whole library fits in memory."""
-    param = next(tail.parameters())
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(trunk), chunk):
-            x = trunk[i:i + chunk].to(param.device, param.dtype)
-            out.append(tail(x).float().cpu())
-    feats = torch.cat(out) if out else torch.zeros(0, 1280)
-    return feats.reshape(-1, frames_per_clip, feats.shape[-1])
