@@ -44,3 +44,12 @@ def test_weak_neighbours_do_not_stretch_a_strong_moment():
     # weak moment of its own, as do clips 6-7, merged.
     assert [(m.path, m.start, m.end) for m in moments] == [
         ("/a.mp4", 4.9, 7.6), ("/b.mp4", 0.0, 8.0), ("/a.mp4", 0.0, 4.0), ("/a.mp4", 20.0, 28.0)]
+
+
+def test_words_that_contain_the_whole_query_are_always_a_reason():
+    seen = hit(1, 1, 0, 2.2, "seen")
+    heard = ClipHit(1, 1, 0.0, 10.0, 1.7, "heard", snippet="dog barking", exact=True)
+    vague = ClipHit(1, 1, 0.0, 10.0, 1.7, "said", snippet="a puppy")
+    fused = fuse_hits([seen, heard, vague])
+    assert len(fused) == 1 and fused[0].reason == "seen"
+    assert fused[0].also == ("heard",) and fused[0].snippet == "dog barking"

@@ -152,3 +152,13 @@ class MMVModel:
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
         return self.project_text(self.text_features(texts))
+
+    def text_query(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(the query's own text features [384], the S_vat vector that looks for *pictures* of it).
+        The latter averages the query over QUERY_TEMPLATES, the style of the ConSE class texts;
+        all templates go through the text tower in one batch."""
+        from engine.models.conse import QUERY_TEMPLATES
+
+        feats = self.text_features([t.format(query=text) for t in QUERY_TEMPLATES])  # [0]: as typed
+        mean = feats.mean(axis=0, keepdims=True)
+        return feats[0], self.project_text(mean / np.linalg.norm(mean))[0]

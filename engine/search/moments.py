@@ -18,6 +18,7 @@ class ClipHit:
     snippet: str | None = None    # matching transcript words, for 'said'/'heard'
     also: tuple[str, ...] = ()    # other channels that matched this clip nearly as well
     standardised: bool = False    # score already on the common scale (see searcher.standardise_channels)
+    exact: bool = False           # a transcript hit that contains every content word of the query
 
 
 @dataclass

@@ -83,12 +83,11 @@ class Searcher:
         return self._result(hits, "text", t0, top_k)
 
     def _text_hits(self, text: str) -> list[ClipHit]:
-        tfeat = self.model.text_features([text])
-        q = self.model.project_text(tfeat)[0]
-        hits = self._seen_hits(q)
-        if self.trained:
-            hits += self._knn("vat", "audio", q, "heard")
-        hits += self._transcript_hits(text, tfeat[0])
+        tfeat, picture_query = self.model.text_query(text)
+        hits = self._seen_hits(picture_query)
+        if self.trained:  # sounds are not described in the photo/video templates: the plain query
+            hits += self._knn("vat", "audio", self.model.project_text(tfeat[None])[0], "heard")
+        hits += self._transcript_hits(text, tfeat)
         return hits
 
     def _seen_hits(self, q: np.ndarray) -> list[ClipHit]:
@@ -264,9 +263,10 @@ def fuse_hits(hits: list[ClipHit], combine: str = "max") -> list[ClipHit]:
             h.score = sum(sums[key]) / n
     for key, h in best.items():
         # Say every way a clip matched, not only the strongest (e.g. seen *and* said): channels close
-        # to the best, or (standardised scores) clearly above their own mean.
+        # to the best, (standardised scores) clearly above their own mean, or words said or heard
+        # that contain the whole query.
         matched = [o for o in others[key] if o.reason != h.reason
-                   and (o.score >= 0.8 * h.score or (combine == "max" and o.score >= SIGNIFICANT_Z))]
+                   and (o.score >= 0.8 * h.score or o.exact or (combine == "max" and o.score >= SIGNIFICANT_Z))]
         h.also = tuple(sorted({o.reason for o in matched}))
         if h.snippet is None:
             h.snippet = next((o.snippet for o in sorted(matched, key=lambda o: -o.score) if o.snippet), None)

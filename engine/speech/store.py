@@ -126,7 +126,7 @@ def transcript_hits(conn: sqlite3.Connection, query_text: str, query_vec: np.nda
     if background is not None and len(ids):
         mean = float(cosines.mean())
         background.update(mean=mean, std=float(cosines.std()), n=len(ids))
-    return _to_hits(conn, ids[order], final, terms)
+    return _to_hits(conn, ids[order], final, terms, bonus[order] >= 1.0)
 
 
 def _coverage_vector(coverage: dict[int, float], ids: np.ndarray) -> np.ndarray:
@@ -157,8 +157,10 @@ def _exact_coverage(conn: sqlite3.Connection, terms: list[str]) -> dict[int, flo
     return {row_id: n / len(terms) for row_id, n in counts.items()}
 
 
-def _to_hits(conn: sqlite3.Connection, row_ids: np.ndarray, scores: np.ndarray, terms: list[str]) -> list[ClipHit]:
-    """Hits for transcript rows, each tied to the clip it overlaps most, in two queries."""
+def _to_hits(conn: sqlite3.Connection, row_ids: np.ndarray, scores: np.ndarray, terms: list[str],
+             exact: np.ndarray) -> list[ClipHit]:
+    """Hits for transcript rows, each tied to the clip it overlaps most, in two queries. ``exact``:
+    per row, whether it contains every query word."""
     if not len(row_ids):
         return []
     ids = [int(i) for i in row_ids]
@@ -175,10 +177,11 @@ def _to_hits(conn: sqlite3.Connection, row_ids: np.ndarray, scores: np.ndarray, 
     ):
         best.setdefault(row_id, clip_id)
     hits = []
-    for row_id, score in zip(ids, scores):
+    for row_id, score, all_words in zip(ids, scores, exact):
         video_id, kind, start, end, text = rows[row_id]
         hits.append(ClipHit(clip_id=best.get(row_id, -1), video_id=video_id, start=start, end=end,
-                            score=float(score), reason=kind, snippet=snippet(text, terms)))
+                            score=float(score), reason=kind, snippet=snippet(text, terms),
+                            exact=bool(all_words)))
     return hits
 
 

@@ -125,7 +125,7 @@ def cross_modal_channels(lib, manifest: str | Path) -> dict:
     paths_va, va = _stored_vectors(lib, "va", "video")
     labels = {p: lab for p, lab in labelled.videos.items() if p in set(paths_vat)}
     text_ranks = [
-        first_hit(_rank_by_best_clip(paths_vat, vat @ model.encode_text([label])[0]), labels, {label})
+        first_hit(_rank_by_best_clip(paths_vat, vat @ model.text_query(label)[1]), labels, {label})
         for label in sorted(set(labels.values()))
     ]
     paths_sound, sound = _stored_vectors(lib, "va", "audio")
