@@ -90,7 +90,7 @@ class MMVModel:
         n, t = frames.shape[:2]
         images = frames.reshape(n * t, *frames.shape[2:])
         if self.tail is not None:
-            return self.vision.features_with_tail(images, self.tail)[1].reshape(n, t, -1)
+            return self.vision.features_with_tail(images, self.tail, frozen_too=False)[1].reshape(n, t, -1)
         return self.vision.features(images).reshape(n, t, -1)
 
     def clip_features(self, frames: np.ndarray, wave: np.ndarray | None, windows: list[tuple[float, float]],

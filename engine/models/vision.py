@@ -66,19 +66,22 @@ class VisionBackbone:
         return torch.cat(out) if out else torch.zeros(0, 0, 0, 0, dtype=torch.float16)
 
     @torch.inference_mode()
-    def features_with_tail(self, frames: np.ndarray, tail: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    def features_with_tail(self, frames: np.ndarray, tail: torch.nn.Module,
+                           frozen_too: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
         """One trunk pass, two tails: (frozen features, fine-tuned ``tail``'s features), each
-        float32 [N, 1280] on the CPU. The frozen ones are what the library stores for every model."""
+        float32 [N, 1280] on the CPU. The frozen ones are what the library stores for every model;
+        a query needs only the tuned ones (``frozen_too=False``: None in their place)."""
         trunk, frozen_tail = self.split_nets()
         param = next(tail.parameters())
         frozen, tuned = [], []
         for x in self._batches(frames):
             hidden = trunk(x)
-            frozen.append(frozen_tail(hidden).float().cpu())
+            if frozen_too:
+                frozen.append(frozen_tail(hidden).float().cpu())
             tuned.append(tail(hidden.to(param.device, param.dtype)).float().cpu())
-        if not frozen:
-            return torch.zeros(0, 1280), torch.zeros(0, 1280)
-        return torch.cat(frozen), torch.cat(tuned)
+        if not tuned:
+            return (torch.zeros(0, 1280) if frozen_too else None), torch.zeros(0, 1280)
+        return (torch.cat(frozen) if frozen_too else None), torch.cat(tuned)
 
 
 def _optimised(module: torch.nn.Module, device: torch.device, example_shape=(3, 224, 224)) -> torch.nn.Module:
