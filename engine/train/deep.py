@@ -136,8 +136,12 @@ def _load_cache(models_dir: Path, clip_ids: np.ndarray, backbone_id: str) -> Tru
 
 
 def remove_cache(models_dir: Path) -> None:
+    """Delete the cache (manifest first, so a half-deleted cache is never taken for a whole one)."""
     for name in (CACHE_MANIFEST, CACHE_FILE, CACHE_FILE + ".tmp"):
-        (Path(models_dir) / name).unlink(missing_ok=True)
+        try:
+            (Path(models_dir) / name).unlink(missing_ok=True)
+        except OSError:  # still mapped by another process, or read-only: it is only a cache
+            pass
 
 
 def write_tuned_features(db, tail_id: str, clip_ids: np.ndarray, video: torch.Tensor,

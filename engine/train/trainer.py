@@ -128,6 +128,7 @@ def train(lib, *, token: CancelToken, resume: bool = False, **options) -> Iterat
     yield from run.loop(token, resume_path)
     yield from publish(lib, run.heads, run.report(), token=token, device=device, tail=run.tail_update(base))
     resume_path.unlink(missing_ok=True)
+    run.deep = deep = None  # unmap the trunk cache before deleting it (Windows refuses to delete mapped files)
     remove_cache(lib.paths.models_dir)
 
 
