@@ -74,6 +74,7 @@ def test_deep_run_trains_the_tail_and_the_library_follows_it(indexed):
     moved = [k for k, v in state["tail"].items() if v.is_floating_point() and not torch.equal(v, pretrained[k])]
     assert moved, "the tail's weights did not change"
     assert _tuned_counts(lib) == {deep_id: _n_clips(lib)}
+    assert next(m for m in lib.list_models() if m["id"] == deep_id)["name"].startswith("fine-tuned, deep ")
     assert not (lib.paths.models_dir / CACHE_FILE).exists() and not (lib.paths.models_dir / RESUME_FILE).exists()
 
     # New videos indexed while the deep model is active get its tail's features and vectors.

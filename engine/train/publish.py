@@ -91,7 +91,8 @@ def publish(lib, heads, report: dict, *, token: CancelToken, device: torch.devic
             lib.db, Path(lib.paths.ann_dir), model_id, {"va": cfg.va_dim, "vat": cfg.vat_dim}, token=token
         )
         token.raise_if_cancelled()
-        name = f"fine-tuned {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+        kind = "fine-tuned, deep" if tail is not None and tail.tail_id is None else "fine-tuned"
+        name = f"{kind} {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
         register_and_activate(
             lib.db,
             model_id,
