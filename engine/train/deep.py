@@ -3,7 +3,7 @@
 The heads-only mode trains on the pooled features stored at indexing time. Deep mode needs the
 activations *inside* the backbone, so it decodes every clip's frames again (the same frame times
 as indexing, from the clip windows in the database) and runs the frozen trunk once. The trunk's
-output at the split (192 x 7 x 7 per frame, float16) is cached in memory and on disk: the trunk
+output at the split (192 x 7 x 7 per frame, float16) is cached in a memory-mapped file: the trunk
 never changes, so recomputing it every epoch would give the same numbers at many times the cost,
 and a resumed run does not decode again. Only the tail (``VisionTail``) and the heads train.
 
