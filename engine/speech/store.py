@@ -121,8 +121,8 @@ def transcript_hits(conn: sqlite3.Connection, query_text: str, query_vec: np.nda
     bonus = _coverage_vector(coverage, ids)
     keep = np.flatnonzero((bonus > 0) | (cosines >= MIN_COSINE))
     scores = np.minimum(1.0, cosines[keep] + EXACT_BOOST * bonus[keep])
-    order = keep[np.argsort(-scores, kind="stable")][:limit]
-    final = np.minimum(1.0, cosines[order] + EXACT_BOOST * bonus[order])
+    ranked = np.argsort(-scores, kind="stable")[:limit]
+    order, final = keep[ranked], scores[ranked]
     if background is not None and len(ids):
         mean = float(cosines.mean())
         background.update(mean=mean, std=float(cosines.std()), n=len(ids))
@@ -164,18 +164,11 @@ def _to_hits(conn: sqlite3.Connection, row_ids: np.ndarray, scores: np.ndarray, 
     if not len(row_ids):
         return []
     ids = [int(i) for i in row_ids]
-    marks = ",".join("?" * len(ids))
     rows = {r[0]: r[1:] for r in conn.execute(
-        f"SELECT id, video_id, kind, start, end, text FROM transcripts WHERE id IN ({marks})", ids)}
-    best: dict[int, int] = {}
-    # Same rule as best_clip: the largest overlap, the earliest clip on ties; first row per segment wins.
-    for row_id, clip_id in conn.execute(
-        "SELECT t.id, c.id FROM transcripts t JOIN clips c ON c.video_id = t.video_id "
-        "AND c.start < MAX(t.end, t.start + 0.001) AND c.end > t.start "
-        f"WHERE t.id IN ({marks}) ORDER BY t.id, (MIN(c.end, t.end) - MAX(c.start, t.start)) DESC, c.start",
-        ids,
-    ):
-        best.setdefault(row_id, clip_id)
+        f"SELECT id, video_id, kind, start, end, text FROM transcripts WHERE id IN ({','.join('?' * len(ids))})",
+        ids)}
+    best = _best_clips(conn, [(row_id, video_id, start, end)
+                              for row_id, (video_id, _, start, end, _) in rows.items()])
     hits = []
     for row_id, score, all_words in zip(ids, scores, exact):
         video_id, kind, start, end, text = rows[row_id]
@@ -185,26 +178,26 @@ def _to_hits(conn: sqlite3.Connection, row_ids: np.ndarray, scores: np.ndarray, 
     return hits
 
 
-def _clips_of(conn: sqlite3.Connection, video_id: int) -> np.ndarray:
-    """[n, 3] (id, start, end) of a video's clips, by start time."""
-    rows = conn.execute("SELECT id, start, end FROM clips WHERE video_id = ? ORDER BY start", (video_id,)).fetchall()
-    return np.array(rows, np.float64).reshape(-1, 3)
-
-
-def _best_overlap(clips: np.ndarray, start: float, end: float) -> int:
-    """Id of the clip overlapping [start, end] the most (the earliest on ties); -1 when none does.
-    A zero-length segment (a point in time) still falls in the clip around it."""
-    ok = (clips[:, 1] < max(end, start + 1e-3)) & (clips[:, 2] > start)
-    if not ok.any():
-        return -1
-    overlap = np.minimum(clips[:, 2], end) - np.maximum(clips[:, 1], start)
-    best = np.flatnonzero(ok)[np.argmax(overlap[ok])]  # argmax keeps the first (earliest) maximum
-    return int(clips[best, 0])
+def _best_clips(conn: sqlite3.Connection, spans: list[tuple[int, int, float, float]]) -> dict[int, int]:
+    """key -> id of the clip overlapping (key, video_id, start, end) the most, the earliest on ties;
+    spans that no clip overlaps are absent. A zero-length span (a point in time) still falls in the
+    clip around it. One query for all spans."""
+    values = ",".join("(?, ?, ?, ?)" for _ in spans)
+    best: dict[int, int] = {}
+    for key, clip_id in conn.execute(
+        f"WITH s(k, video_id, start, end) AS (VALUES {values}) "
+        "SELECT s.k, c.id FROM s JOIN clips c ON c.video_id = s.video_id "
+        "AND c.start < MAX(s.end, s.start + 0.001) AND c.end > s.start "
+        "ORDER BY s.k, (MIN(c.end, s.end) - MAX(c.start, s.start)) DESC, c.start",
+        [v for span in spans for v in span],
+    ):
+        best.setdefault(key, clip_id)  # rows come best first per span
+    return best
 
 
 def best_clip(conn: sqlite3.Connection, video_id: int, start: float, end: float) -> int:
     """Id of the clip overlapping [start, end] the most; -1 when no clip overlaps it."""
-    return _best_overlap(_clips_of(conn, video_id), start, end)
+    return _best_clips(conn, [(0, video_id, start, end)]).get(0, -1)
 
 
 def snippet(text: str, terms: list[str], max_words: int = SNIPPET_WORDS) -> str:
