@@ -132,11 +132,11 @@ def _eval(args, lib) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    t, a = result["text_to_video"], result["audio_to_video"]
     print(f"model {result['model']}, {result['videos']} labelled videos")
-    print(
-        f"text -> video ({t['queries']} queries): "
-        f"R@1 {t['R@1']:.2f}  R@5 {t['R@5']:.2f}  R@10 {t['R@10']:.2f}"
-    )
-    print(f"audio -> video ({a['queries']} queries): R@1 {a['R@1']:.2f}  R@5 {a['R@5']:.2f}")
+    for name, key in (("text -> video", "text_to_video"), ("audio -> video", "audio_to_video")):
+        part = result[key]
+        figs = "  ".join(f"{k} {e['value']:.2f} [{e['low']:.2f}, {e['high']:.2f}] (random {e['random']:.2f})"
+                         for k, e in part["estimates"].items() if k.startswith("R@"))
+        print(f"{name} ({part['queries']} queries): {figs or 'no queries'}")
+    print("[..] = 95% bootstrap interval over queries")
     return 0

@@ -6,6 +6,8 @@ manifest's folder) and are used only for scoring, never for training.
   video with that label (R@k over the distinct labels).
 - audio -> video: each sound file of a class in ``AUDIO_TO_VIDEO`` is a query; a hit is a video
   whose label is one of the class's labels (R@k over the sound files).
+Scores come from engine.evaluation (the code bench/harness.py uses too): every R@k has a 95%
+bootstrap interval over queries and the random baseline in ``estimates``.
 """
 
 from __future__ import annotations
@@ -14,15 +16,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-# ESC-50 classes -> the video labels that show that sound (fixed by meaning, before any run).
-AUDIO_TO_VIDEO: dict[str, set[str]] = {
-    "dog": {"dog", "dog barking", "walking the dog"},
-    "crying_baby": {"baby"},
-    "coughing": {"cough"},
-    "fireworks": {"fireworks"},
-    "clapping": {"applauding"},
-    "engine": {"car"},
-}
+from engine.evaluation.labels import AUDIO_TO_VIDEO
+from engine.evaluation.metrics import as_dict, ranks_from_rankings, summarise
 
 
 @dataclass
@@ -65,19 +60,30 @@ def recall(ranks: list[int | None], k: int) -> float:
     return round(sum(1 for r in ranks if r is not None and r <= k) / max(1, len(ranks)), 4)
 
 
+def _report(rankings: list[list[str]], relevant: list[set[str]], names: list[str], gallery: set[str],
+            ks: tuple[int, ...]) -> dict:
+    """R@k per k (plain floats, for quick reading), ``estimates`` (value, 95% bootstrap interval,
+    random baseline; engine.evaluation) and each query's rank (None: not retrieved)."""
+    queries = ranks_from_rankings(rankings, relevant, gallery)
+    summary = summarise(queries, ks) if queries else {}
+    return {**{f"R@{k}": round(summary[f"R@{k}"].value, 4) if summary else 0.0 for k in ks},
+            "queries": len(queries), "estimates": as_dict(summary),
+            "ranks": {n: q.rank for n, q in zip(names, queries)}}
+
+
 def text_to_video(lib, labelled: Labelled, ks=(1, 5, 10), top_k: int = 100) -> dict:
-    ranks = {}
-    for label in sorted(set(labelled.videos.values())):
-        ranks[label] = first_hit(ranked_videos(lib.search_text(label, top_k=top_k)), labelled.videos, {label})
-    return {**{f"R@{k}": recall(list(ranks.values()), k) for k in ks}, "queries": len(ranks), "ranks": ranks}
+    labels = sorted(set(labelled.videos.values()))
+    rankings = [ranked_videos(lib.search_text(label, top_k=top_k)) for label in labels]
+    relevant = [{p for p, lab in labelled.videos.items() if lab == label} for label in labels]
+    return _report(rankings, relevant, labels, set(labelled.videos), ks)
 
 
 def audio_to_video(lib, labelled: Labelled, ks=(1, 5), top_k: int = 100) -> dict:
-    ranks = {}
-    for path, cls in labelled.sounds:
-        result = lib.search_audio(path, top_k=top_k)
-        ranks[Path(path).name] = first_hit(ranked_videos(result), labelled.videos, AUDIO_TO_VIDEO[cls])
-    return {**{f"R@{k}": recall(list(ranks.values()), k) for k in ks}, "queries": len(ranks), "ranks": ranks}
+    sounds = [(p, c) for p, c in labelled.sounds
+              if any(lab in AUDIO_TO_VIDEO[c] for lab in labelled.videos.values())]
+    rankings = [ranked_videos(lib.search_audio(p, top_k=top_k)) for p, _ in sounds]
+    relevant = [{v for v, lab in labelled.videos.items() if lab in AUDIO_TO_VIDEO[c]} for _, c in sounds]
+    return _report(rankings, relevant, [Path(p).name for p, _ in sounds], set(labelled.videos), ks)
 
 
 def evaluate(lib, manifest: str | Path) -> dict:
