@@ -226,6 +226,14 @@ class Library:
         except Exception:
             pass
 
+    # ---- topics (engine/topics) ----------------------------------------------------------
+    def topics(self, k: int | None = None):
+        """The library's clips grouped into named topics under the active model (a TopicSet);
+        ``k`` None chooses the number (SwAV prototypes of a swav model, else the silhouette)."""
+        from engine.topics.discover import discover_topics
+
+        return discover_topics(self, k)
+
     # ---- fine-tuning and model management (engine/train) --------------------------------
     def train(self, token: CancelToken | None = None, **options) -> Iterator[Progress]:
         """Fine-tune the heads on this library and switch to the result; a generator of Progress.

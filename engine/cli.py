@@ -54,9 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _plugin_modules() -> list:
     from engine.speech import cli as speech_cli
+    from engine.topics import cli as topics_cli
     from engine.train import cli as train_cli
 
-    return [speech_cli, train_cli]
+    return [speech_cli, train_cli, topics_cli]
 
 
 def main(argv: list[str] | None = None) -> int:
