@@ -16,6 +16,8 @@ from PySide6.QtCore import QEvent, QObject, QSettings, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QWidget
 
+from engine import __version__
+
 ENV_PROBE = "MMVSEARCH_STARTUP_PROBE"   # bench: print time-to-visible and quit (value: launch epoch time)
 
 
@@ -27,6 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="compute device for this session (default: the library's setting)")
     ap.add_argument("paths", nargs="*", help="folders or videos to add to the library on start")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--version", action="version", version=f"mmvsearch-app {__version__}")
     return ap.parse_args(argv)
 
 
@@ -56,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("mmvsearch")
     app.setOrganizationName("mmvsearch")
     app.setApplicationDisplayName("mmvsearch")
+    app.setApplicationVersion(__version__)
     app.setDesktopFileName("mmvsearch")  # matches resources/mmvsearch.desktop for the dock icon
 
     from app.main_window import ICON_PATH, MainWindow

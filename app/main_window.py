@@ -123,6 +123,7 @@ class MainWindow(QMainWindow):
         self.settings_action = QAction("Settings…", self, shortcut=QKeySequence("Ctrl+,"),
                                        triggered=self.open_settings)
         self.finetune_action = QAction("Fine-tune…", self, triggered=self.open_finetune)
+        self.about_action = QAction("About", self, triggered=self.open_about)
         self.finetune_action.setEnabled(hasattr(self.lib, "train"))
         self.finetune_action.setToolTip("Adapt the model to your library" if hasattr(self.lib, "train")
                                         else "Adapt the model to your library (needs a newer engine)")
@@ -130,6 +131,7 @@ class MainWindow(QMainWindow):
                         (self.finetune_action, "finetune")):
             a.setIcon(icon(name))
             tb.addAction(a)
+        tb.addAction(self.about_action)
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
 
@@ -551,6 +553,11 @@ class MainWindow(QMainWindow):
         self._update_message()
         if was != "idle":
             self.load_models()
+
+    def open_about(self) -> None:
+        from app.dialogs.about import show_about
+
+        show_about(self)
 
     def open_finetune(self) -> None:
         if not hasattr(self.lib, "train"):

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from engine import __version__
 from engine.errors import Cancelled, MMVError
 from engine.jobs import CancelToken, Progress
 
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--library", help="library directory (default: $MMVSEARCH_LIBRARY or the per-user data dir)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="compute device (default: settings)")
     p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    p.add_argument("--version", action="version", version=f"mmvsearch {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     ix = sub.add_parser("index", help="add videos or folders to the library (incremental)")

@@ -2,6 +2,8 @@
 # One-shot, idempotent set-up on a fresh Debian machine: system packages, a virtual
 # environment in .venv and the project installed into it (editable, with dev tools).
 # Re-running is cheap: each step is skipped when its stamp matches.
+#   packaging/setup.sh            system packages + .venv (dev and bench extras)
+#   packaging/setup.sh --system   system packages only (packaging/build.sh uses its own venv)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -17,6 +19,7 @@ apt_packages=(
   libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 libxcb-image0
   libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 libxcb-xkb1
   libegl1 libgl1 libopengl0 libglib2.0-0 libfontconfig1 libdbus-1-3 fonts-dejavu-core
+  binutils            # objdump/strip for packaging/build.sh (PyInstaller)
 )
 
 need_apt=()
@@ -32,6 +35,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+[ "${1:-}" = "--system" ] && exit 0
+
 if [ ! -x "$venv/bin/python" ]; then
   echo "[setup] creating virtual environment $venv"
   "$py" -m venv "$venv"
@@ -43,7 +48,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/python" -m pip install -q --upgrade pip
   # torch first and exactly pinned: it resolves to the local CPU wheel, never a CUDA build.
   "$venv/bin/python" -m pip install -q "torch==2.13.0"
-  "$venv/bin/python" -m pip install -q -e ".[dev]"
+  "$venv/bin/python" -m pip install -q -e ".[dev,bench]"
   echo "$want" > "$stamp"
 fi
 echo "[setup] ready: $venv"
