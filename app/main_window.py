@@ -46,6 +46,7 @@ from app.widgets.library_panel import LibraryPanel, LibrarySnapshot, take_snapsh
 from app.widgets.player import PlayerPanel
 from app.widgets.results_grid import ResultsGrid
 from app.widgets.search_bar import SearchBar, query_kind_of
+from app.widgets.topics_view import TopicsView
 from app.workers import JobWorker, Workers
 from engine.search.moments import Moment, SearchResult
 
@@ -68,6 +69,7 @@ class MainWindow(QMainWindow):
         self.qsettings = qsettings or QSettings("mmvsearch", "mmvsearch")
         self.models_state = "idle"          # idle | loading | ready | failed
         self.finetune_dialog = None
+        self.topics_mode = False            # the Topics view replaces the results until the next search
         self.indexer = IndexQueue(self.workers, lambda: self.lib, self)
         self.searches = SearchRunner(self.workers, lambda: self.lib, self)
 
@@ -103,6 +105,8 @@ class MainWindow(QMainWindow):
         self.grid = ResultsGrid()
         self.results_stack.addWidget(self.message)
         self.results_stack.addWidget(self.grid)
+        self.topics_view = TopicsView(lambda: self.lib, self.workers)
+        self.results_stack.addWidget(self.topics_view)
         self.player = PlayerPanel(multimedia=multimedia)
         self.splitter.addWidget(self.library_panel)
         self.splitter.addWidget(self.results_stack)
@@ -122,6 +126,8 @@ class MainWindow(QMainWindow):
                                   triggered=self.choose_folder)
         self.settings_action = QAction("Settings…", self, shortcut=QKeySequence("Ctrl+,"),
                                        triggered=self.open_settings)
+        self.topics_action = QAction("Topics", self, shortcut=QKeySequence("Ctrl+T"), triggered=self.show_topics)
+        self.topics_action.setToolTip("Browse the library by the topics it holds")
         self.finetune_action = QAction("Fine-tune…", self, triggered=self.open_finetune)
         self.about_action = QAction("About", self, triggered=self.open_about)
         self.finetune_action.setEnabled(hasattr(self.lib, "train"))
@@ -132,6 +138,7 @@ class MainWindow(QMainWindow):
             a.setIcon(icon(name))
             tb.addAction(a)
         tb.addAction(self.about_action)
+        tb.addAction(self.topics_action)
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
 
@@ -156,6 +163,8 @@ class MainWindow(QMainWindow):
         self.search_bar.mic.failed.connect(lambda exc: self.notifier.error("Microphone unavailable", exc))
         self.grid.current_moment.connect(self._on_current_moment)
         self.grid.activated_moment.connect(self.play)
+        self.topics_view.play.connect(self.play)
+        self.topics_view.cue.connect(self._on_current_moment)
         for source in (self.player, self.grid):
             source.more_like_this.connect(self.more_like_this)
             source.open_external.connect(self.open_external)
@@ -439,6 +448,7 @@ class MainWindow(QMainWindow):
 
     def run_search(self, kind: str, query: Any) -> int:
         """Start a search in a worker; only the newest one's results are ever shown."""
+        self.topics_mode = False
         seq = self.searches.run(kind, query)
         waiting = " · waiting for the models to load…" if self.models_state == "loading" else " · searching…"
         self.search_bar.set_info(describe_query(kind, query) + waiting)
@@ -461,6 +471,8 @@ class MainWindow(QMainWindow):
 
     def _update_message(self) -> None:
         """The empty states: say what to do next rather than showing a blank grid."""
+        if self.topics_mode:
+            return
         snap = self.library_panel.snapshot
         if self.grid.results.rowCount():
             self.results_stack.setCurrentWidget(self.grid)
@@ -488,6 +500,12 @@ class MainWindow(QMainWindow):
                 text += "<p><i>Loading models… you can already type.</i></p>"
         self.message.setText(text)
         self.results_stack.setCurrentWidget(self.message)
+
+    def show_topics(self) -> None:
+        """Show the Topics view in place of the results (a new search brings the results back)."""
+        self.topics_mode = True
+        self.results_stack.setCurrentWidget(self.topics_view)
+        self.topics_view.ensure_computed()
 
     # ---- player --------------------------------------------------------------------------
     def _on_current_moment(self, m: Moment | None) -> None:
@@ -538,6 +556,7 @@ class MainWindow(QMainWindow):
         self.player.stop()
         old, self.lib = self.lib, new
         self.grid.set_moments([])
+        self.topics_view.reset()
         self.searches.clear()
         self.qsettings.setValue("library/last", str(new.paths.root))
         self.workers.wait(10000)  # nothing may still use the old library's connection
@@ -573,6 +592,7 @@ class MainWindow(QMainWindow):
 
     def _on_model_changed(self, model_id: str) -> None:
         self.model_label.setText(f"Model {model_id}")
+        self.topics_view.reset()
         if self.last_query is not None:
             self.run_search(*self.last_query)
 

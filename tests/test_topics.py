@@ -80,10 +80,9 @@ def test_top_classes_use_lift_over_the_library():
 WORDS = ["kayak", "trumpet", "volcano"]
 
 
-def _planted_library(tmp_path, groups: int = 3, videos_per: int = 2, clips_per: int = 5):
-    """A library database whose clips fall in ``groups`` groups (embeddings near a group centre,
-    group g's clips 'heard' caption g and said word 'word{g}')."""
-    db = dbmod.connect(tmp_path / "library.db")
+def plant_groups(db, model_id: str = "m1", groups: int = 3, videos_per: int = 2, clips_per: int = 5):
+    """Fill a library database with clips that fall in ``groups`` groups (S_va vectors near a group
+    centre; group g's videos 'heard' "(sound g)" and said WORDS[g]) -> (clip -> group, centres)."""
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(groups, 8))
     vid, clip_id, truth = 0, 0, {}
@@ -105,8 +104,14 @@ def _planted_library(tmp_path, groups: int = 3, videos_per: int = 2, clips_per: 
                     for modality in ("video", "audio"):
                         v = centres[g] + 0.1 * rng.normal(size=8)
                         v = (v / np.linalg.norm(v)).astype(np.float32)
-                        conn.execute("INSERT INTO embeddings VALUES (?, 'm1', 'va', ?, ?)",
-                                     (clip_id, modality, dbmod.to_blob(v)))
+                        conn.execute("INSERT INTO embeddings VALUES (?, ?, 'va', ?, ?)",
+                                     (clip_id, model_id, modality, dbmod.to_blob(v)))
+    return truth, centres
+
+
+def _planted_library(tmp_path):
+    db = dbmod.connect(tmp_path / "library.db")
+    truth, centres = plant_groups(db)
     lib = SimpleNamespace(db=db, active_model_id="m1", paths=SimpleNamespace(models_dir=tmp_path / "models"))
     return lib, truth, centres
 
