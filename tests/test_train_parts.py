@@ -16,7 +16,9 @@ from engine.train.data import epoch_order, load_training_data, make_batch
 from engine.train.queue import KeyedQueue, ema_update, momentum_copy, related_mask
 from engine.train.schedule import lr_factor
 from engine.train.synthetic import SyntheticSpec, fake_base_model, write_synthetic_library
-from engine.train.trainer import TrainConfig, _mixed_precision, _Run
+from engine.train.config import TrainConfig
+from engine.train.precision import mixed_precision
+from engine.train.run import TrainingRun
 
 
 @pytest.fixture()
@@ -116,14 +118,14 @@ def test_heads_checkpoint_round_trip_and_rejects_other_files(tmp_path):
 
 
 def test_no_autocast_or_loss_scaling_on_cpu():
-    dtype, scaler = _mixed_precision(torch.device("cpu"))
+    dtype, scaler = mixed_precision(torch.device("cpu"))
     assert dtype is None and not scaler.is_enabled()
 
 
 def test_the_mixed_precision_step_runs_on_cpu_autocast(library):
     """The CUDA path's code (autocast + scaler + float32 losses) exercised with device="cpu"."""
     data = load_training_data(library.db)
-    run = _Run(TrainConfig(epochs=1, batch_size=8, device="cpu"), library.model.heads, data,
+    run = TrainingRun(TrainConfig(epochs=1, batch_size=8, device="cpu"), library.model.heads, data,
                torch.device("cpu"), "mmv-base-v1")
     run.amp_dtype = torch.bfloat16  # CPU autocast supports bf16: same code path as on a GPU
     before = run.heads.video_va.weight.clone()
@@ -137,12 +139,12 @@ def test_the_mixed_precision_step_runs_on_cpu_autocast(library):
 def test_the_deep_mixed_precision_step_runs_on_cpu_autocast(library):
     """Deep mode's CUDA code path (tail + heads under autocast, cached float16 trunk) on the CPU."""
     from engine.models.vision_tail import pretrained_tail
-    from engine.train.trainer import DeepParts
+    from engine.train.deep_parts import DeepParts
 
     data = load_training_data(library.db)
     trunk = torch.randn(len(data), data.video.shape[1], 192, 7, 7, generator=torch.Generator().manual_seed(0))
     deep = DeepParts(pretrained_tail(14).requires_grad_(True), trunk.half(), torch.arange(len(data)))
-    run = _Run(TrainConfig(epochs=1, batch_size=8, device="cpu", deep=True), library.model.heads, data,
+    run = TrainingRun(TrainConfig(epochs=1, batch_size=8, device="cpu", deep=True), library.model.heads, data,
                torch.device("cpu"), "mmv-base-v1", deep)
     run.amp_dtype = torch.bfloat16
     before = [p.detach().clone() for p in deep.tail.parameters()]

@@ -88,8 +88,13 @@ def format_progress(p: Progress) -> str:
     eta = "" if p.eta_s is None else f" ETA {int(p.eta_s) // 60}:{int(p.eta_s) % 60:02d}"
     return (
         f"step {int(p.done)}/{int(p.total)} epoch {i['epoch']} loss {i['loss']:.3f} "
-        f"(nce {i['loss_nce']:.3f}, milnce {i['loss_milnce']:.3f}) {i['clips_per_s']:.0f} clips/s{eta}"
+        f"({_parts(i)}) {i['clips_per_s']:.0f} clips/s{eta}"
     )
+
+
+def _parts(info: dict) -> str:
+    """The loss terms of the chosen objective (``loss_<name>`` entries), e.g. "nce 0.41, milnce 2.1"."""
+    return ", ".join(f"{k[5:]} {v:.3f}" for k, v in info.items() if k.startswith("loss_") and v)
 
 
 def _draw(p: Progress) -> None:

@@ -1,4 +1,5 @@
-"""Retrieval quality on a labelled folder, to judge a fine-tuned model honestly.
+"""Retrieval quality: on a labelled folder, to judge a fine-tuned model honestly, and the
+label-free figures a training run reports about itself.
 
 Labels come from a TSV manifest (columns ``path``, ``kind``, ``label``; paths relative to the
 manifest's folder) and are used only for scoring, never for training.
@@ -144,4 +145,26 @@ def cross_modal_channels(lib, manifest: str | Path) -> dict:
         "text_to_video_seen": {f"R@{k}": recall(text_ranks, k) for k in (1, 5, 10)},
         "audio_to_video_seen": {f"R@{k}": recall(audio_ranks, k) for k in (1, 5)},
         "audio_to_video_heard": {f"R@{k}": recall(sound_ranks, k) for k in (1, 5)},
+    }
+
+
+def self_retrieval(heads, data, device, limit: int = 2000, video=None) -> dict:
+    """Sound -> picture retrieval among ``data``'s own clips (no labels): is the true clip's
+    video (R@1 clip) or any clip of the same video (R@1 video) ranked first for each clip's audio?"""
+    import torch
+
+    with torch.no_grad():
+        rows = torch.nonzero(data.has_audio).flatten()[:limit]
+        if len(rows) < 2:
+            return {}
+        heads.eval()
+        video = heads.project_video((data.video if video is None else video)[rows].to(device))["va"].float()
+        audio = heads.project_audio(data.audio[rows].to(device))["va"].float()
+        best = (audio @ video.T).argmax(dim=1).cpu()
+    same_clip = best == torch.arange(len(rows))
+    same_video = data.keys[rows][best, 0] == data.keys[rows][:, 0]
+    return {
+        "clips": len(rows),
+        "a2v_r1_clip": round(float(same_clip.float().mean()), 4),
+        "a2v_r1_video": round(float(same_video.float().mean()), 4),
     }

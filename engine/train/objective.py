@@ -1,16 +1,24 @@
-"""One training step's objective: NCE in S_va plus MIL-NCE in S_vat (and the audio bridge into
-S_vat), with queued negatives.
+"""Training objectives, chosen by name, and the default one ("mmv"): NCE in S_va plus MIL-NCE
+in S_vat (and the audio bridge into S_vat), with queued negatives.
 
-The online heads embed the batch; the momentum copy embeds it again without gradients and those
-embeddings are pushed into the queues after the step (MoCo). Clips without audio skip NCE,
+The run loop (run.py) only knows the :class:`Objective` interface: ``make_queues`` once,
+``losses`` every step, ``after_step`` with the momentum heads. A new objective is a class
+registered with :func:`register` and selected by ``TrainConfig.objective``.
+
+MMV: the online heads embed the batch; the momentum copy embeds it again without gradients and
+those embeddings are pushed into the queues after the step (MoCo). Clips without audio skip NCE,
 clips without sentences skip MIL-NCE; a batch with neither gives a zero loss.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
+
+from engine.errors import TrainingError
 
 from engine.train.data import Batch
 from engine.train.losses import mil_nce, symmetric_nce
@@ -21,11 +29,45 @@ QUEUE_NAMES = ("video_va", "audio_va", "text_vat")
 
 @dataclass
 class StepLosses:
+    """One step's loss to minimise, and its named parts (floats, reported as ``loss_<name>``)."""
+
     total: torch.Tensor
-    nce: float
-    milnce: float
-    bridge: float
-    keep: float
+    parts: dict[str, float] = field(default_factory=dict)
+
+
+class Objective(Protocol):
+    """What the run loop needs from a training objective."""
+
+    name: str
+
+    def make_queues(self, size: int, heads_cfg, device: torch.device) -> dict[str, KeyedQueue]: ...
+
+    def losses(self, heads, batch: Batch, queues: dict[str, KeyedQueue], temperature: torch.Tensor,
+               video_input: torch.Tensor | None) -> StepLosses: ...
+
+    def after_step(self, twin, batch: Batch, queues: dict[str, KeyedQueue],
+                   video_input: torch.Tensor | None) -> None: ...
+
+
+# name -> factory(cfg: TrainConfig, parent: frozen copy of the parent heads) -> Objective
+OBJECTIVES: dict[str, Callable[..., Objective]] = {}
+
+
+def register(name: str) -> Callable:
+    """Class decorator: make an objective selectable as ``TrainConfig(objective=name)``."""
+
+    def add(factory: Callable) -> Callable:
+        OBJECTIVES[name] = factory
+        return factory
+
+    return add
+
+
+def make_objective(name: str, cfg, parent) -> Objective:
+    """The objective called ``name`` for this run; TrainingError for an unknown name."""
+    if name not in OBJECTIVES:
+        raise TrainingError(f"unknown training objective {name!r}; known: {', '.join(sorted(OBJECTIVES))}")
+    return OBJECTIVES[name](cfg, parent)
 
 
 def make_queues(size: int, va_dim: int, vat_dim: int, device: torch.device) -> dict[str, KeyedQueue]:
@@ -124,8 +166,8 @@ def step_losses(heads, batch: Batch, queues: dict[str, KeyedQueue], temperature,
     if extra.keep > 0 and extra.parent is not None:
         keep = keep + extra.keep * _keep_term(video["vat"], extra.parent, batch)
     total = weights[0] * nce + weights[1] * milnce + extra.bridge * bridge + keep
-    return StepLosses(total, float(nce.detach()), float(milnce.detach()), float(bridge.detach()),
-                      float(keep.detach()))
+    parts = {"nce": nce, "milnce": milnce, "bridge": bridge, "keep": keep}
+    return StepLosses(total, {k: float(v.detach()) for k, v in parts.items()})
 
 
 @torch.no_grad()
@@ -146,3 +188,25 @@ def push_momentum_embeddings(twin, batch: Batch, queues: dict[str, KeyedQueue],
     if len(batch.text) > 0:
         text_keys = torch.stack([batch.text_ids, torch.zeros_like(batch.text_ids)], dim=1)
         queues["text_vat"].push(twin.project_text(batch.text), text_keys)
+
+
+@register("mmv")
+class MMVObjective:
+    """MMV's FAC objective (NCE in S_va, MIL-NCE in S_vat) with the audio bridge and the keep
+    terms; the settings come from the run's TrainConfig."""
+
+    name = "mmv"
+
+    def __init__(self, cfg, parent) -> None:
+        self.weights, self.gdt_shift = cfg.weights, cfg.gdt_shift
+        self.extra = ExtraTerms(cfg.bridge_weight, cfg.keep_weight, cfg.keep_audio_weight, parent)
+
+    def make_queues(self, size: int, heads_cfg, device: torch.device) -> dict[str, KeyedQueue]:
+        return make_queues(size, heads_cfg.va_dim, heads_cfg.vat_dim, device)
+
+    def losses(self, heads, batch: Batch, queues, temperature, video_input=None) -> StepLosses:
+        return step_losses(heads, batch, queues, temperature, self.weights, self.gdt_shift, self.extra,
+                           video_input)
+
+    def after_step(self, twin, batch: Batch, queues, video_input=None) -> None:
+        push_momentum_embeddings(twin, batch, queues, video_input)
