@@ -12,13 +12,13 @@ from engine.api import Library
 from engine.errors import ModelError
 from engine.index.db import to_blob
 from engine.train.checkpoint import load_heads_state, save_heads
+from engine.train.config import TrainConfig
 from engine.train.data import epoch_order, load_training_data, make_batch
+from engine.train.precision import mixed_precision
 from engine.train.queue import KeyedQueue, ema_update, momentum_copy, related_mask
+from engine.train.run import TrainingRun
 from engine.train.schedule import lr_factor
 from engine.train.synthetic import SyntheticSpec, fake_base_model, write_synthetic_library
-from engine.train.config import TrainConfig
-from engine.train.precision import mixed_precision
-from engine.train.run import TrainingRun
 
 
 @pytest.fixture()

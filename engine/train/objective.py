@@ -19,7 +19,6 @@ from typing import Protocol
 import torch
 
 from engine.errors import TrainingError
-
 from engine.train.data import Batch
 from engine.train.losses import mil_nce, symmetric_nce
 from engine.train.queue import KeyedQueue, related_mask
