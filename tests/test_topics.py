@@ -153,3 +153,24 @@ def test_topics_cli_json(tmp_path, capsys):
     assert len(out["topics"]) == 2 and out["criterion"] == "k = 2 as asked"
     assert run_command(parser.parse_args(["topics"]), lambda: lib) == 0
     assert "3 topics over 30 clips" in capsys.readouterr().out
+
+
+def test_topics_are_named_by_the_imagenet_classes_of_their_frames(tmp_path):
+    """Stored frame features that point at one ImageNet class per group name the group's topic
+    with that class (through the ConSE classifier)."""
+    from engine.models.conse import imagenet_classes
+    from engine.models.registry import imagenet_classifier
+
+    lib, truth, _ = _planted_library(tmp_path)
+    weight = imagenet_classifier()[0].numpy()
+    classes = [207, 402, 980]  # golden retriever, acoustic guitar, volcano
+    with dbmod.transaction(lib.db) as conn:
+        for clip_id, g in truth.items():
+            frame = 0.5 * weight[classes[g]] / np.linalg.norm(weight[classes[g]]) * 40
+            conn.execute("INSERT INTO features (clip_id, backbone_id, n_frames, video) VALUES (?, 'b', 2, ?)",
+                         (clip_id, dbmod.to_blob(np.stack([frame, frame]), "float16")))
+    names = [lemmas.split(",")[0].strip() for _, lemmas, _ in imagenet_classes()]
+    for t in discover_topics(lib).topics:
+        g = truth[t.clip_ids[0]]
+        assert t.classes[0] == names[classes[g]]
+        assert t.name.startswith(names[classes[g]])

@@ -5,7 +5,8 @@ euclidean distance is 2 - 2 cos and spherical k-means (centroids renormalised) f
 
 Choosing k: the mean silhouette (Rousseeuw 1987) with cosine distance, the highest over a range of
 k, computed on a seeded sample of at most ``sample`` rows (silhouette is O(n^2)); the final k-means
-then runs on every row. Ties go to the smaller k (fewer, broader topics are easier to browse).
+then runs on every row, starting from the sample's centroids. Ties go to the smaller k (fewer,
+broader topics are easier to browse).
 """
 
 from __future__ import annotations
@@ -40,13 +41,15 @@ def _plus_plus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return np.stack(centres)
 
 
-def kmeans(x: np.ndarray, k: int, *, seed: int = 0, iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
+def kmeans(x: np.ndarray, k: int, *, seed: int = 0, iterations: int = 50,
+           init: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Spherical k-means: (labels [N], unit centroids [k, D]). An emptied cluster is re-seeded with
-    the row farthest from its centroid, so exactly k clusters come back when N >= k."""
+    the row farthest from its centroid, so exactly k clusters come back when N >= k. ``init``:
+    starting centroids (e.g. from a sample), else k-means++."""
     x = _normalise(np.asarray(x, np.float32))
-    k = max(1, min(k, len(x)))
+    k = max(1, min(k, len(x))) if init is None else len(init)
     rng = np.random.default_rng(seed)
-    centroids = _plus_plus(x, k, rng)
+    centroids = _plus_plus(x, k, rng) if init is None else _normalise(np.array(init, np.float32))
     labels = np.full(len(x), -1)
     for _ in range(iterations):
         sims = x @ centroids.T
@@ -99,8 +102,10 @@ def cluster(x: np.ndarray, k: int | None = None, *, seed: int = 0, sample: int =
         return Clustering(labels, centroids, len(centroids), f"k = {k} as asked", {})
     rng = np.random.default_rng(seed)
     part = x if len(x) <= sample else x[rng.choice(len(x), sample, replace=False)]
-    scores = {c: silhouette(part, kmeans(part, c, seed=seed)[0]) for c in k_range(len(part))}
+    fits = {c: kmeans(part, c, seed=seed) for c in k_range(len(part))}
+    scores = {c: silhouette(part, fit[0]) for c, fit in fits.items()}
     best = max(scores, key=lambda c: (round(scores[c], 4), -c))
-    labels, centroids = kmeans(x, best, seed=seed)
+    # The sample's centroids start the full run, which then needs only a few passes over every row.
+    labels, centroids = (fits[best] if part is x else kmeans(x, best, seed=seed, init=fits[best][1]))
     criterion = f"k = {best}: best mean cosine silhouette ({scores[best]:.3f}) over k = 2..{max(scores)}"
     return Clustering(labels, centroids, best, criterion, scores)

@@ -202,19 +202,25 @@ def _class_probabilities(db, table: ClipTable, samples: list[np.ndarray]) -> lis
     except Exception:  # naming degrades to sounds and words; topics still work
         return None
     dim = weight.shape[1]
-    out = []
-    for rows in samples:
-        ids = [int(i) for i in table.ids[rows]]
-        found = {}
-        for start in range(0, len(ids), 500):
-            part = ids[start:start + 500]
-            marks = ",".join("?" * len(part))
-            for cid, n, blob in db.conn.execute(
-                    f"SELECT clip_id, n_frames, video FROM features WHERE clip_id IN ({marks})", part):
-                found[cid] = from_blob(blob, "float16", (n, dim)).astype(np.float32)
-        probs = [naming.class_scores((f @ weight.T + bias)[None])[0] for f in found.values()]
-        out.append(np.stack(probs) if probs else np.zeros((0, len(bias)), np.float32))
-    return out
+    wanted = [int(i) for rows in samples for i in table.ids[rows]]
+    feats: dict[int, np.ndarray] = {}
+    for start in range(0, len(wanted), 500):
+        part = wanted[start:start + 500]
+        marks = ",".join("?" * len(part))
+        for cid, n, blob in db.conn.execute(
+                f"SELECT clip_id, n_frames, video FROM features WHERE clip_id IN ({marks})", part):
+            feats[cid] = from_blob(blob, "float16", (n, dim)).astype(np.float32)
+    if not feats:
+        return None
+    # One 2-D matrix product for every sampled frame (numpy's batched products, and many small
+    # ones on a busy machine, are far slower); frames of a short clip are padded with its last.
+    t = max(len(f) for f in feats.values())
+    ids = list(feats)
+    stacked = np.stack([np.concatenate([f, np.repeat(f[-1:], t - len(f), axis=0)]) for f in feats.values()])
+    probs = naming.class_scores((stacked.reshape(-1, dim) @ np.ascontiguousarray(weight.T) + bias)
+                                .reshape(len(ids), t, -1))
+    row_of = {cid: i for i, cid in enumerate(ids)}
+    return [probs[[row_of[int(c)] for c in table.ids[rows] if int(c) in row_of]] for rows in samples]
 
 
 def _clip_transcript_terms(db, table: ClipTable) -> tuple[dict[int, set[str]], dict[int, set[str]]]:
