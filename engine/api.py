@@ -153,8 +153,16 @@ class Library:
         from engine.search.searcher import Searcher
 
         if self._searcher is None:
-            self._searcher = Searcher(self, self.load_models())
+            # A loaded (warm) torch model serves queries as it is; otherwise the torch-free query
+            # model (engine.models.query_model) answers text queries without importing torch.
+            model = self._model if self._model is not None else self._query_model()
+            self._searcher = Searcher(self, model)
         return self._searcher
+
+    def _query_model(self):
+        from engine.models.query_model import load_query_model
+
+        return load_query_model(self)
 
     def search_text(self, text: str, top_k: int = 20) -> SearchResult:
         return self.searcher().search_text(text, top_k)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from engine.resources import resource_path
+
+if TYPE_CHECKING:  # torch is imported where it is used: the query path reads PROMPTS without it
+    import torch
 
 PROMPTS = ("a photo of {name}.", "a video of {name}.", "{name}: {definition}.")
 # A text query meets ConSE vectors (mixtures of class texts written in PROMPTS' style) in the same
@@ -59,6 +61,8 @@ def conse_embed(logits: torch.Tensor, class_text: torch.Tensor, topk: int, tempe
     Only the top-k classes vote (renormalised), as in ConSE: the long tail of tiny probabilities
     would otherwise pull every frame towards the mean class embedding.
     """
+    import torch.nn.functional as F
+
     probs = F.softmax(logits / temperature, dim=-1)
     top_p, top_i = probs.topk(topk, dim=-1)
     top_p = top_p / top_p.sum(dim=-1, keepdim=True)

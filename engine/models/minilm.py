@@ -15,8 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
-
 
 class _Layer(nn.Module):
     def __init__(self, dim: int, heads: int, hidden: int, eps: float):
@@ -82,12 +80,11 @@ def _convert(state: dict[str, torch.Tensor], n_layers: int) -> dict[str, torch.T
 def load_minilm(model_dir: Path) -> tuple[MiniLM, object]:
     """(model in eval mode, tokenizer with truncation and padding set)."""
     from safetensors.torch import load_file
-    from tokenizers import Tokenizer
+
+    from engine.models.minilm_np import load_tokenizer
 
     cfg = json.loads((model_dir / "config.json").read_text())
     model = MiniLM(cfg)
     model.load_state_dict(_convert(load_file(str(model_dir / "model.safetensors")), cfg["num_hidden_layers"]))
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tokenizer.enable_truncation(MAX_TOKENS)
-    tokenizer.enable_padding(pad_id=cfg.get("pad_token_id", 0))
+    tokenizer = load_tokenizer(model_dir, cfg.get("pad_token_id", 0))
     return model.eval().requires_grad_(False), tokenizer

@@ -124,6 +124,10 @@ class MMVModel:
         return self.text.features(texts)
 
     # ---- heads --------------------------------------------------------------------------
+    def class_text_bank(self) -> np.ndarray:
+        """[1000, 384] ConSE class-text vectors (the searcher's hubness correction)."""
+        return self.heads.class_text.numpy()
+
     @torch.inference_mode()
     def project_video(self, vfeat: torch.Tensor) -> dict[str, np.ndarray]:
         return {k: v.numpy() for k, v in self.heads.project_video(vfeat.float()).items()}

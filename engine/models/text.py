@@ -5,21 +5,15 @@ A modern stand-in for MMV's word2vec + linear + max-pool text branch: 384-d, L2-
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from engine.errors import ModelError
+from engine.models.minilm_np import normalise_query
 
-_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-
-
-def normalise_query(text: str) -> str:
-    """Users type file-name-like queries ('ApplyEyeMakeup', 'dog_barking'): split them into words."""
-    text = text.replace("_", " ").replace("-", " ")
-    return " ".join(_CAMEL.sub(" ", w) for w in text.split()).strip()
+__all__ = ["TextBackbone", "normalise_query"]
 
 
 class TextBackbone:

@@ -19,14 +19,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
 from engine.errors import MediaError, QueryError
 from engine.index.ann import AnnIndex, open_index
 from engine.index.db import from_blob
-from engine.media.audio import load_audio
-from engine.media.frames import prepare
 from engine.search.moments import ClipHit, SearchResult, merge_hits
 
 if TYPE_CHECKING:
@@ -101,7 +98,7 @@ class Searcher:
         ids, sims = index.query(q, CANDIDATES)
         if len(ids) == 0:
             return []
-        bank = self.model.heads.class_text.numpy()
+        bank = self.model.class_text_bank()
         hub = np.sort(index.vectors(ids) @ bank.T, axis=1)[:, -HUB_K:].mean(axis=1)
         return self._to_hits(ids, sims - HUB_WEIGHT * hub, "seen")
 
@@ -151,6 +148,8 @@ class Searcher:
                 n = int(len(wave) * self.model.config.sample_rate / sample_rate)
                 wave = np.interp(np.linspace(0, len(wave) - 1, n), np.arange(len(wave)), wave).astype(np.float32)
         else:
+            from engine.media.audio import load_audio  # PyAV: imported by audio queries only
+
             path = Path(audio)
             if not path.exists():
                 raise QueryError(f"audio file not found: {path}")
@@ -165,6 +164,10 @@ class Searcher:
         return wave
 
     def search_image(self, image: str | Path | np.ndarray, top_k: int = 20) -> SearchResult:
+        import cv2
+
+        from engine.media.frames import prepare
+
         t0 = time.perf_counter()
         if isinstance(image, np.ndarray):
             bgr = image

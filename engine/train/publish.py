@@ -67,6 +67,16 @@ def _tail_payload(tail: TailUpdate | None, model_id: str) -> tuple[dict, str | N
     return {"tail": state, "tail_id": tail_id, "tail_from_block": int(tail.tail.split)}, tail_id
 
 
+def _save_query_heads(lib, heads, model_id: str, checkpoint: str) -> Path:
+    """The torch-free query side of the new model (engine.models.query_model), beside its checkpoint."""
+    from engine.models.query_model import QueryHeads, heads_path, heads_source
+
+    models_dir = Path(lib.paths.models_dir)
+    path = heads_path(models_dir, model_id)
+    QueryHeads.from_torch(heads, heads_source(models_dir, model_id, checkpoint, heads.cfg)).save(path)
+    return path
+
+
 def publish(lib, heads, report: dict, *, token: CancelToken, device: torch.device,
             tail: TailUpdate | None = None) -> Iterator[Progress]:
     model_id = new_model_id(lib.db)
@@ -81,6 +91,7 @@ def publish(lib, heads, report: dict, *, token: CancelToken, device: torch.devic
         cfg.name,
         {"parent": report["parent"], "backbone_id": cfg.backbone_id, **payload},
     )
+    query_heads = _save_query_heads(lib, heads, model_id, checkpoint)
     try:
         if tail is not None and tail.tail_id is None:
             yield Progress(stage="reproject", message="storing the fine-tuned tail's video features")
@@ -104,6 +115,7 @@ def publish(lib, heads, report: dict, *, token: CancelToken, device: torch.devic
     except BaseException:
         discard_model_outputs(lib.db, Path(lib.paths.ann_dir), model_id)
         checkpoint_path.unlink(missing_ok=True)
+        query_heads.unlink(missing_ok=True)
         raise
     lib._reset_model()
     yield Progress(
