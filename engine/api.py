@@ -114,15 +114,28 @@ class Library:
 
     # ---- indexing -----------------------------------------------------------------------
     def index(self, paths: list[str | Path], token: CancelToken | None = None,
-              transcribe: bool | None = None) -> Iterator[Progress]:
-        """Add files/folders; a generator of Progress. Unchanged files are skipped."""
+              transcribe: bool | None = None, read_text: bool | None = None) -> Iterator[Progress]:
+        """Add files/folders; a generator of Progress. Unchanged files are skipped. Then, when
+        on-screen text is on (``read_text``, default: the setting), its OCR stage catches up."""
         from engine.index.indexer import index_paths
 
         if not self._writer_lock.acquire(blocking=False):
             raise LibraryError("another job is already writing to this library")
+        token = token or CancelToken()
         try:
-            yield from index_paths(self, [Path(p) for p in paths], token or CancelToken(),
-                                   self.settings.transcribe if transcribe is None else transcribe)
+            final = None
+            for progress in index_paths(self, [Path(p) for p in paths], token,
+                                        self.settings.transcribe if transcribe is None else transcribe):
+                if progress.stage == "done":
+                    final = progress  # reported after the OCR stage: the CLI reads its summary
+                    continue
+                yield progress
+                if progress.stage == "cancelled":
+                    return
+            if self.settings.read_text if read_text is None else read_text:
+                yield from _read_text_stage(self, token)
+            if final is not None:
+                yield final
         finally:
             self._writer_lock.release()
             self._searcher = None  # pick up the new vectors
@@ -267,6 +280,17 @@ class Library:
 
         with self._writer_lock:
             use_model(self, model_id)
+
+
+def _read_text_stage(lib: Library, token: CancelToken) -> Iterator[Progress]:
+    """The OCR stage (engine.ocr.catchup); a cancel ends the job like a cancelled indexing run."""
+    from engine.errors import Cancelled
+    from engine.ocr.catchup import read_library
+
+    try:
+        yield from read_library(lib, token)
+    except Cancelled:
+        yield Progress("cancelled", message="cancelled while reading on-screen text (it resumes next time)")
 
 
 def _check_query_file(query, kind: str) -> None:

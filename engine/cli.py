@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--transcribe", dest="transcribe", action="store_true", default=None,
                     help="transcribe speech and caption sounds (default: library setting)")
     ix.add_argument("--no-transcribe", dest="transcribe", action="store_false")
+    ix.add_argument("--read-text", dest="read_text", action="store_true", default=None,
+                    help="read on-screen text (OCR) after indexing (default: library setting)")
+    ix.add_argument("--no-read-text", dest="read_text", action="store_false")
 
     se = sub.add_parser("search", help="search the library")
     q = se.add_mutually_exclusive_group(required=True)
@@ -103,7 +106,7 @@ def cmd_index(args, lib_factory) -> int:
     token = CancelToken()
     last: Progress | None = None
     try:
-        for progress in lib.index(args.paths, token, transcribe=args.transcribe):
+        for progress in lib.index(args.paths, token, transcribe=args.transcribe, read_text=args.read_text):
             _draw(progress)
             last = progress
     except KeyboardInterrupt:

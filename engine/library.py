@@ -74,6 +74,7 @@ class Settings:
     device: str = "auto"
     clip_seconds: float = 4.0
     transcribe: bool = True
+    read_text: bool = False  # OCR of on-screen text after indexing (engine/ocr; docs/ocr.md: why off)
     excluded_patterns: list[str] = field(default_factory=lambda: ["*/.*", "*/@eaDir/*", "*.part"])
     watch_folders: list[str] = field(default_factory=list)
 

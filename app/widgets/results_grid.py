@@ -22,7 +22,8 @@ from engine.search.moments import Moment
 
 THUMB = QSize(192, 108)
 CARD = QSize(208, 196)
-REASON_COLOURS = {"seen": "#2f855a", "heard": "#2b6cb0", "said": "#9c4221"}
+REASON_COLOURS = {"seen": "#2f855a", "heard": "#2b6cb0", "said": "#9c4221", "read": "#6b46c1"}
+READ_CHIP_MAX = 120  # px: the 'read' chip shows the words read, elided
 MomentRole = Qt.ItemDataRole.UserRole + 1
 Index = QModelIndex | QPersistentModelIndex
 
@@ -60,7 +61,8 @@ class ResultsModel(QAbstractListModel):
             return self.thumbs.get(index.row())
         if role == Qt.ItemDataRole.ToolTipRole:
             tip = f"{m.path}\n{span(m.start, m.end)} · score {m.score:.3f} · {', '.join(m.reasons)}"
-            return tip + (f"\n“{m.snippet}”" if m.snippet else "")
+            tip += f"\n“{m.snippet}”" if m.snippet else ""
+            return tip + (f"\nread on screen: “{m.read_text}”" if m.read_text and m.read_text != m.snippet else "")
         return None
 
 
@@ -117,13 +119,14 @@ class MomentDelegate(QStyledItemDelegate):
         p.setFont(f)
         x = r.left() + 6
         for reason in m.reasons:
-            w = p.fontMetrics().horizontalAdvance(reason) + 12
+            label = chip_label(p, reason, m)
+            w = p.fontMetrics().horizontalAdvance(label) + 12
             chip = QRect(x, y, w, 16)
             p.setPen(Qt.PenStyle.NoPen)
             p.setBrush(QColor(REASON_COLOURS.get(reason, "#4a5568")))
             p.drawRoundedRect(chip, 8, 8)
             p.setPen(QColor("white"))
-            p.drawText(chip, Qt.AlignmentFlag.AlignCenter, reason)
+            p.drawText(chip, Qt.AlignmentFlag.AlignCenter, label)
             x += w + 4
         p.setPen(pal.placeholderText().color())
         right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
@@ -137,6 +140,13 @@ class MomentDelegate(QStyledItemDelegate):
             text = p.fontMetrics().elidedText(f"“{m.snippet}”", Qt.TextElideMode.ElideRight, r.width() - 12)
             p.drawText(QRect(r.left() + 6, y, r.width() - 12, 16), Qt.AlignmentFlag.AlignLeft, text)
         p.restore()
+
+
+def chip_label(p: QPainter, reason: str, m: Moment) -> str:
+    """A chip's text: the reason, and for 'read' the words read on screen (elided)."""
+    if reason != "read" or not m.read_text:
+        return reason
+    return p.fontMetrics().elidedText(f"read “{m.read_text}”", Qt.TextElideMode.ElideRight, READ_CHIP_MAX)
 
 
 class ResultsGrid(QListView):

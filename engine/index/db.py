@@ -12,6 +12,8 @@ embeddings   per clip, model id, space ('va' | 'vat') and modality ('video' | 'a
              an L2-normalised float32 vector. Every vector records the model it came from.
 models       every model the library has used: the packaged base and fine-tuned checkpoints.
 transcripts  speech ('said') and sound captions ('heard') with times, tied to clips; FTS5 over text.
+screen_text  text read on screen ('read', engine/ocr) per clip with time range and confidence; FTS5.
+ocr_done     which videos have been read (and by which OCR engine), so OCR catches up incrementally.
 meta         key/value (schema version, active model id).
 
 Only one writer at a time (the indexer or the trainer); readers open their own connections.
@@ -122,6 +124,39 @@ END;
 """
 
 
+# On-screen text (engine/ocr). Self-contained (IF NOT EXISTS), so a library of any earlier version
+# gains it on open; same columns as transcripts, so engine.speech.store searches it as it is.
+OCR_SCHEMA = """
+CREATE TABLE IF NOT EXISTS screen_text (
+    id INTEGER PRIMARY KEY,
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL DEFAULT 'read',
+    start REAL NOT NULL,
+    end REAL NOT NULL,
+    text TEXT NOT NULL,       -- as read, lines joined with ' | '
+    words TEXT,               -- run-together words split ("HARBOURFESTIVAL" -> "harbour festival"), searchable
+    confidence REAL,          -- mean recognition score of the frames that showed it
+    frames INTEGER,           -- frames read that showed it
+    vec BLOB                  -- float32 text-tower embedding (384), for semantic matching
+);
+CREATE INDEX IF NOT EXISTS screen_text_video ON screen_text(video_id, start);
+CREATE TABLE IF NOT EXISTS ocr_done (
+    video_id INTEGER PRIMARY KEY REFERENCES videos(id) ON DELETE CASCADE,
+    engine TEXT NOT NULL,
+    read_at REAL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS screen_text_fts USING fts5(
+    text, words, content='screen_text', content_rowid='id', tokenize='porter unicode61'
+);
+CREATE TRIGGER IF NOT EXISTS screen_text_ai AFTER INSERT ON screen_text BEGIN
+  INSERT INTO screen_text_fts(rowid, text, words) VALUES (new.id, new.text, new.words);
+END;
+CREATE TRIGGER IF NOT EXISTS screen_text_ad AFTER DELETE ON screen_text BEGIN
+  INSERT INTO screen_text_fts(screen_text_fts, rowid, text, words) VALUES('delete', old.id, old.text, old.words);
+END;
+"""
+
+
 def connect(path: Path) -> sqlite_utils.Database:
     """Open (and create or migrate) the library database."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,6 +167,7 @@ def connect(path: Path) -> sqlite_utils.Database:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.executescript(SCHEMA)
         conn.executescript(FTS_SCHEMA)
+        conn.executescript(OCR_SCHEMA)
     except sqlite3.DatabaseError as exc:
         raise LibraryError(f"cannot open library database {path}: {exc}") from exc
     db = sqlite_utils.Database(conn)

@@ -14,11 +14,12 @@ class ClipHit:
     start: float
     end: float
     score: float
-    reason: str = "seen"          # seen | heard | said
-    snippet: str | None = None    # matching transcript words, for 'said'/'heard'
+    reason: str = "seen"          # seen | heard | said | read
+    snippet: str | None = None    # matching transcript or on-screen words, for 'said'/'heard'/'read'
     also: tuple[str, ...] = ()    # other channels that matched this clip nearly as well
     standardised: bool = False    # score already on the common scale (see searcher.standardise_channels)
     exact: bool = False           # a transcript hit that contains every content word of the query
+    read_text: str | None = None  # on-screen words of this clip's 'read' match (kept when another channel wins)
 
 
 @dataclass
@@ -31,14 +32,16 @@ class Moment:
     clip_ids: list[int]
     best_clip_id: int
     best_time: float                      # where to start playing: start of the best clip
-    reasons: list[str] = field(default_factory=list)   # subset of seen / heard / said, best first
+    reasons: list[str] = field(default_factory=list)   # subset of seen / heard / said / read, best first
     snippet: str | None = None
+    read_text: str | None = None          # the words read on screen, when 'read' is a reason
 
     def to_json(self) -> dict:
         return {
             "path": self.path, "start": round(self.start, 3), "end": round(self.end, 3),
             "score": round(float(self.score), 4), "clip_ids": self.clip_ids, "best_clip_id": self.best_clip_id,
             "video_id": self.video_id, "reasons": self.reasons, "snippet": self.snippet,
+            "read_text": self.read_text,
         }
 
 
@@ -113,6 +116,7 @@ def _to_moment(run: list[ClipHit], path: str) -> Moment:
     reasons = sorted(reason_score, key=lambda r: -reason_score[r])
     snippet = next((h.snippet for h in sorted(run, key=lambda h: -h.score) if h.snippet), None)
     clip_ids = sorted({h.clip_id for h in run if h.clip_id >= 0})
+    read_text = next((h.read_text for h in sorted(run, key=lambda h: -h.score) if h.read_text), None)
     return Moment(video_id=best.video_id, path=path, start=min(h.start for h in run), end=max(h.end for h in run),
                   score=best.score, clip_ids=clip_ids, best_clip_id=best.clip_id, best_time=best.start,
-                  reasons=reasons, snippet=snippet)
+                  reasons=reasons, snippet=snippet, read_text=read_text if "read" in reasons else None)

@@ -2,7 +2,8 @@
 
 Channels and spaces:
 - text  -> S_vat video vectors ("seen"), S_vat audio vectors once the model is fine-tuned ("heard"),
-           and transcripts / sound captions ("said" / "heard", see engine.speech.store);
+           transcripts / sound captions ("said" / "heard", see engine.speech.store) and text read
+           on screen ("read", engine.ocr.store);
 - audio -> S_va audio vectors (sounds alike, "heard"), S_va video vectors once fine-tuned ("seen"),
            and, when the recording contains speech, its transcript as a text query;
 - image -> S_va video vectors (looks alike) and S_vat video vectors (same things in it), "seen";
@@ -42,6 +43,7 @@ class Searcher:
         from engine.speech.store import SegmentVectors
 
         self._segments = SegmentVectors()  # transcript vectors in memory between queries
+        self._screen_text = SegmentVectors("screen_text")
         self._indexes: dict[tuple[str, str], AnnIndex] = {}
         self.trained = model.model_id != model.config.base_model_id
 
@@ -85,6 +87,7 @@ class Searcher:
         if self.trained:  # sounds are not described in the photo/video templates: the plain query
             hits += self._knn("vat", "audio", self.model.project_text(tfeat[None])[0], "heard")
         hits += self._transcript_hits(text, tfeat)
+        hits += self._read_hits(text, tfeat)
         return hits
 
     def _seen_hits(self, q: np.ndarray) -> list[ClipHit]:
@@ -109,12 +112,17 @@ class Searcher:
         background: dict = {}
         hits = transcript_hits(self.conn, text, tvec, limit=CANDIDATES, background=background,
                                vectors=self._segments)
-        if hits:
-            mean, std = background["mean"], max(background["std"], TRANSCRIPT_MIN_STD)
-            for h in hits:
-                h.score = (h.score - mean) / std
-                h.standardised = True
-        return hits
+        return _standardised(hits, background)
+
+    def _read_hits(self, text: str, tvec: np.ndarray) -> list[ClipHit]:
+        """Read hits (on-screen text), standardised like transcripts against every row."""
+        from engine.ocr.store import screen_text_hits
+
+        background: dict = {}
+        hits = screen_text_hits(self.conn, text, tvec, limit=CANDIDATES, background=background,
+                                vectors=self._screen_text)
+        return _standardised(hits, background)
+
 
     def search_audio(self, audio: str | Path | np.ndarray, top_k: int = 20, sample_rate: int = 16000,
                      kind: str = "audio") -> SearchResult:
@@ -215,6 +223,16 @@ class Searcher:
         return SearchResult(moments, kind, transcript, time.perf_counter() - t0, self.model.model_id)
 
 
+def _standardised(hits: list[ClipHit], background: dict) -> list[ClipHit]:
+    """Text-table hits in standard deviations above the query's mean cosine over the whole table."""
+    if hits:
+        mean, std = background["mean"], max(background["std"], TRANSCRIPT_MIN_STD)
+        for h in hits:
+            h.score = (h.score - mean) / std
+            h.standardised = True
+    return hits
+
+
 MIN_CHANNEL_STD = 0.05
 # Transcripts are standardised against every segment in the library, which can be a handful:
 # a floor on the spread keeps a tiny library's one close caption from looking like a miracle.
@@ -271,6 +289,7 @@ def fuse_hits(hits: list[ClipHit], combine: str = "max") -> list[ClipHit]:
         matched = [o for o in others[key] if o.reason != h.reason
                    and (o.score >= 0.8 * h.score or o.exact or (combine == "max" and o.score >= SIGNIFICANT_Z))]
         h.also = tuple(sorted({o.reason for o in matched}))
+        h.read_text = next((o.snippet for o in (h, *matched) if o.reason == "read"), None)
         if h.snippet is None:
             h.snippet = next((o.snippet for o in sorted(matched, key=lambda o: -o.score) if o.snippet), None)
     return list(best.values())

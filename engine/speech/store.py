@@ -64,13 +64,23 @@ def _normalised(features, n: int) -> np.ndarray:
 
 
 # ---- searching ----------------------------------------------------------------------------------
+SEARCHABLE_TABLES = frozenset({"transcripts", "screen_text"})  # same columns: id video_id kind start end text vec
+
+
+def _checked_table(table: str) -> str:
+    if table not in SEARCHABLE_TABLES:
+        raise ValueError(f"not a searchable text table: {table}")
+    return table
+
+
 class SegmentVectors:
     """The searchable segments' vectors held in memory, reloaded only when the transcripts or the
     set of indexed videos changed: a query then costs one matrix product instead of reading every
     vector from SQLite (50k segments are ~75 MB of blobs). Use it with a read-only connection (the
     searcher's): changes are noticed through commits made by *other* connections."""
 
-    def __init__(self) -> None:
+    def __init__(self, table: str = "transcripts") -> None:
+        self.table = _checked_table(table)
         self._key: tuple | None = None
         self._version: tuple | None = None
         self.ids = np.zeros(0, np.int64)
@@ -83,18 +93,18 @@ class SegmentVectors:
         version = (conn.execute("PRAGMA data_version").fetchone()[0], dim)
         if version == self._version:
             return self.ids, self.matrix
-        key = (conn.execute("SELECT COUNT(*), MAX(id), SUM(id) FROM transcripts").fetchone(),
+        key = (conn.execute(f"SELECT COUNT(*), MAX(id), SUM(id) FROM {self.table}").fetchone(),
                conn.execute("SELECT COUNT(*), SUM(id) FROM videos WHERE status = 'done'").fetchone(), dim)
         if key != self._key:
-            self.ids, self.matrix = _load_segment_vectors(conn, dim)
+            self.ids, self.matrix = _load_segment_vectors(conn, dim, self.table)
             self._key = key
         self._version = version
         return self.ids, self.matrix
 
 
-def _load_segment_vectors(conn: sqlite3.Connection, dim: int) -> tuple[np.ndarray, np.ndarray]:
+def _load_segment_vectors(conn: sqlite3.Connection, dim: int, table: str) -> tuple[np.ndarray, np.ndarray]:
     ids, parts = [], []
-    rows = conn.execute("SELECT t.id, t.vec FROM transcripts t JOIN videos v ON v.id = t.video_id "
+    rows = conn.execute(f"SELECT t.id, t.vec FROM {_checked_table(table)} t JOIN videos v ON v.id = t.video_id "
                         "WHERE v.status = 'done' AND t.vec IS NOT NULL AND length(t.vec) = ? ORDER BY t.id", (4 * dim,))
     while batch := rows.fetchmany(4096):  # vectors of another text model (other width) are skipped
         ids += [r[0] for r in batch]
@@ -105,8 +115,10 @@ def _load_segment_vectors(conn: sqlite3.Connection, dim: int) -> tuple[np.ndarra
 
 def transcript_hits(conn: sqlite3.Connection, query_text: str, query_vec: np.ndarray,
                     limit: int = 200, background: dict | None = None,
-                    vectors: SegmentVectors | None = None) -> list[ClipHit]:
+                    vectors: SegmentVectors | None = None, table: str = "transcripts") -> list[ClipHit]:
     """Transcript segments matching a text query, best first, as clip hits ("said" / "heard").
+
+    ``table``: another table of the same columns searched the same way (``screen_text``: "read").
 
     ``background``, when given, receives the mean and standard deviation of the query's cosine
     over *all* segments (``mean``, ``std``, ``n``): the null distribution that the searcher uses to
@@ -115,8 +127,8 @@ def transcript_hits(conn: sqlite3.Connection, query_text: str, query_vec: np.nda
     """
     qvec = _normalised(query_vec, 1)[0]
     terms = content_words(query_text)
-    coverage = _exact_coverage(conn, terms)
-    ids, matrix = (vectors or SegmentVectors()).get(conn, qvec.shape[0])
+    coverage = _exact_coverage(conn, terms, table)
+    ids, matrix = (vectors or SegmentVectors(table)).get(conn, qvec.shape[0])
     cosines = matrix @ qvec
     bonus = _coverage_vector(coverage, ids)
     keep = np.flatnonzero((bonus > 0) | (cosines >= MIN_COSINE))
@@ -126,7 +138,7 @@ def transcript_hits(conn: sqlite3.Connection, query_text: str, query_vec: np.nda
     if background is not None and len(ids):
         mean = float(cosines.mean())
         background.update(mean=mean, std=float(cosines.std()), n=len(ids))
-    return _to_hits(conn, ids[order], final, terms, bonus[order] >= 1.0)
+    return _to_hits(conn, ids[order], final, terms, bonus[order] >= 1.0, table)
 
 
 def _coverage_vector(coverage: dict[int, float], ids: np.ndarray) -> np.ndarray:
@@ -146,26 +158,27 @@ def content_words(text: str) -> list[str]:
     return list(dict.fromkeys(words))
 
 
-def _exact_coverage(conn: sqlite3.Connection, terms: list[str]) -> dict[int, float]:
+def _exact_coverage(conn: sqlite3.Connection, terms: list[str], table: str = "transcripts") -> dict[int, float]:
     """Row id -> fraction of ``terms`` found in that row by FTS5 (stemmed, case-insensitive)."""
     counts: dict[int, int] = {}
     for term in terms:
         fts_query = '"' + term.replace('"', '""') + '"'
-        for (row_id,) in conn.execute("SELECT rowid FROM transcripts_fts WHERE transcripts_fts MATCH ?",
-                                      (fts_query,)):
+        fts = _checked_table(table) + "_fts"
+        for (row_id,) in conn.execute(f"SELECT rowid FROM {fts} WHERE {fts} MATCH ?", (fts_query,)):
             counts[row_id] = counts.get(row_id, 0) + 1
     return {row_id: n / len(terms) for row_id, n in counts.items()}
 
 
 def _to_hits(conn: sqlite3.Connection, row_ids: np.ndarray, scores: np.ndarray, terms: list[str],
-             exact: np.ndarray) -> list[ClipHit]:
+             exact: np.ndarray, table: str = "transcripts") -> list[ClipHit]:
     """Hits for transcript rows, each tied to the clip it overlaps most, in two queries. ``exact``:
     per row, whether it contains every query word."""
     if not len(row_ids):
         return []
     ids = [int(i) for i in row_ids]
     rows = {r[0]: r[1:] for r in conn.execute(
-        f"SELECT id, video_id, kind, start, end, text FROM transcripts WHERE id IN ({','.join('?' * len(ids))})",
+        f"SELECT id, video_id, kind, start, end, text FROM {_checked_table(table)} "
+        f"WHERE id IN ({','.join('?' * len(ids))})",
         ids)}
     best = _best_clips(conn, [(row_id, video_id, start, end)
                               for row_id, (video_id, _, start, end, _) in rows.items()])
