@@ -22,7 +22,7 @@ from engine.index.db import transaction
 from engine.jobs import CancelToken, Progress
 from engine.media.clips import clip_windows
 from engine.ocr.extract import FRAMES_PER_CLIP, ReadStats, read_video
-from engine.ocr.reader import TextReader
+from engine.ocr.reader import INSTALL_HINT, TextReader, available
 from engine.ocr.store import attach_vectors, save_screen_text, unread_videos
 
 if TYPE_CHECKING:
@@ -39,6 +39,10 @@ def read_library(lib: Library, token: CancelToken, reader: TextReader | None = N
     todo = unread_videos(lib.db.conn)
     total = sum(d for _, _, d in todo)
     if not todo:
+        return
+    if reader is None and not available():
+        log.warning(INSTALL_HINT)
+        yield Progress("read", 0.0, total, "s", f"on-screen text skipped: {INSTALL_HINT}")
         return
     yield Progress("read", 0.0, total, "s", f"reading on-screen text in {len(todo)} videos")
     reader = reader or TextReader(threads=2)  # the models are idle now: both cores read

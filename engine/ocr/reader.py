@@ -19,6 +19,8 @@ from engine.errors import ModelError
 
 MAX_SIDE = 640           # detector input: 640 px reads ~14 px letters and costs ~0.15 s on one core
 MIN_CONFIDENCE = 0.6     # recognition score under which a line is dropped (noise, textures)
+INSTALL_HINT = ("on-screen text needs rapidocr-onnxruntime: pip install 'mmvsearch[ocr]' && "
+                "pip install --no-deps rapidocr-onnxruntime==1.4.4")
 _ALNUM = re.compile(r"[^\W_]", re.UNICODE)
 
 
@@ -35,6 +37,13 @@ def plausible(text: str, confidence: float) -> bool:
     return confidence >= MIN_CONFIDENCE and len(_ALNUM.findall(text)) >= 2
 
 
+def available() -> bool:
+    """Whether the OCR engine is installed (without loading it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("rapidocr_onnxruntime") is not None
+
+
 class TextReader:
     """Reads text lines from a BGR frame. Loads the ONNX sessions on first use; thread-safe."""
 
@@ -48,7 +57,7 @@ class TextReader:
             try:
                 from rapidocr_onnxruntime import RapidOCR
             except ImportError as exc:
-                raise ModelError("on-screen text needs the rapidocr-onnxruntime package") from exc
+                raise ModelError(INSTALL_HINT) from exc
             self._engine = RapidOCR(intra_op_num_threads=self.threads, inter_op_num_threads=1, use_cls=False,
                                     det_limit_side_len=self.max_side, det_limit_type="max")
         return self._engine
