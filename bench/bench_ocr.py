@@ -1,0 +1,230 @@
+"""On-screen text (OCR): engine choice, word recall / precision on generated text, retrieval with
+reason 'read', OCR cost as a share of indexing, query latency, and what is read in the shared media.
+
+Usage: python bench/bench_ocr.py [--skip-engines] [--skip-generated] [--skip-media] [--library DIR]
+Writes bench/results/ocr.json. Generated frames and videos use tests/text_frames.py (OpenCV
+Hershey fonts in 5 faces, ~14-60 px letters, 5 colours, over moving backgrounds). The load of the
+machine (os.getloadavg) is recorded next to every timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import MEDIA, save, videos
+from engine.evaluation.metrics import estimate
+from engine.jobs import CancelToken
+from engine.ocr.extract import ReadStats, read_video
+from engine.ocr.reader import TextReader
+from engine.ocr.words import joined_word_splits
+from tests.text_frames import VOCABULARY, TextEvent, labelled_frames, make_text_video, random_style
+
+QUERIES = ["a dog", "people applauding", "a drum kit", "fireworks at night", "a car engine", "a baby crying",
+           "someone chopping wood", "a boat on the water", "a man hitting a bag", "a gun shot"]
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def words_of(text: str) -> set[str]:
+    """Lower-case words of 3+ letters, with run-together words split (as the search sees them)."""
+    return {w for w in re.findall(r"[a-z]+", f"{text} {joined_word_splits(text)}".lower()) if len(w) >= 3}
+
+
+# ---- engines on labelled frames -----------------------------------------------------------------
+def tesseract_text(bgr: np.ndarray) -> str:
+    _, png = cv2.imencode(".png", bgr)
+    out = subprocess.run(["tesseract", "stdin", "stdout", "--psm", "11", "-l", "eng"], input=png.tobytes(),
+                         capture_output=True, env={**os.environ, "OMP_THREAD_LIMIT": "1"}, check=False)
+    return out.stdout.decode(errors="replace")
+
+
+def score_frames(read, frames) -> dict:
+    found, truth, false_words, blank_hits, times = [], [], [], [], []
+    for rgb, gt in frames:
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        t0 = time.perf_counter()
+        got = words_of(read(bgr))
+        times.append(time.perf_counter() - t0)
+        if gt:
+            found.append(len(got & set(gt)) / len(gt))
+            truth.append(len(got & set(gt)))
+            false_words.append(len(got - set(gt)))
+        else:
+            blank_hits.append(float(bool(got)))
+    tp, fp = sum(truth), sum(false_words)
+    return {"word_recall": estimate(found, random=0.0).to_dict(), "word_precision": tp / max(1, tp + fp),
+            "blank_frames_with_text": estimate(blank_hits).to_dict(), "ms_per_frame_median": 1000 * np.median(times),
+            "ms_per_frame_mean": 1000 * float(np.mean(times)), "frames": len(frames), "load": load()}
+
+
+def bench_engines() -> dict:
+    frames = labelled_frames(60, 30, seed=11)
+    reader = TextReader(threads=1)
+    reader.read(cv2.cvtColor(frames[0][0], cv2.COLOR_RGB2BGR))  # load outside the timing
+    out = {"rapidocr": score_frames(lambda f: " ".join(ln.text for ln in reader.read(f)), frames)}
+    if shutil.which("tesseract"):
+        out["tesseract"] = score_frames(tesseract_text, frames)
+    for side in (480,):
+        small = TextReader(max_side=side, threads=1)
+        out[f"rapidocr_{side}px"] = score_frames(lambda f, r=small: " ".join(ln.text for ln in r.read(f)), frames)
+    return out
+
+
+# ---- generated videos ---------------------------------------------------------------------------
+def generated_set(root: Path, n_text: int = 12, n_blank: int = 4, seconds: float = 20.0) -> list[dict]:
+    rng = np.random.default_rng(5)
+    items = []
+    for i in range(n_text + n_blank):
+        events = []
+        if i < n_text:
+            for start in (float(rng.uniform(1, 6)), float(rng.uniform(11, 15))):
+                words = [str(w) for w in rng.choice(VOCABULARY, size=int(rng.integers(1, 3)), replace=False)]
+                style = random_style(rng, (640, 360))
+                style.scale = min(style.scale, 1.4)  # keep two words on screen
+                events.append(TextEvent(start, start + float(rng.uniform(2.5, 5)), " ".join(words), style))
+        path = make_text_video(root / f"gen_{i:02d}.mp4", events, seconds, seed=100 + i)
+        items.append({"path": path, "events": events})
+    return items
+
+
+def bench_generated(root: Path) -> dict:
+    items = generated_set(root)
+    reader, stats = TextReader(threads=1), ReadStats()
+    from engine.media.clips import clip_windows
+
+    recall, covered, tp, fp, blank_words, t0 = [], [], 0, 0, 0, time.perf_counter()
+    for item in items:
+        spans = read_video(item["path"], clip_windows(20.0, 4.0), reader, stats=stats)
+        on_screen = {w for ev in item["events"] for w in ev.text.split()}
+        read_words = set().union(*[words_of(s.text) for s in spans]) if spans else set()
+        if not item["events"]:
+            blank_words += len(read_words)
+        tp += len(read_words & on_screen)
+        fp += len(read_words - on_screen)
+        for ev in item["events"]:
+            near = [s for s in spans if s.start < ev.end and s.end > ev.start]
+            seen = set().union(*[words_of(s.text) for s in near]) if near else set()
+            recall.append(len(seen & set(ev.text.split())) / len(ev.text.split()))
+            hit = [s for s in near if set(ev.text.split()) & words_of(s.text)]
+            covered.append(float(bool(hit) and min(s.start for s in hit) <= ev.start
+                                 and max(s.end for s in hit) >= ev.end))
+    elapsed = time.perf_counter() - t0
+    return {"videos": len(items), "events": len(recall), "word_recall": estimate(recall, random=0.0).to_dict(),
+            "word_precision": tp / max(1, tp + fp), "words_read_on_blank_videos": blank_words,
+            "time_range_covers_event": estimate(covered).to_dict(), "frames": stats.frames,
+            "frames_read": stats.read, "frames_same": stats.same, "read_s": elapsed,
+            "x_realtime_ocr_alone": 20.0 * len(items) / elapsed, "load": load(), "items": items}
+
+
+def bench_generated_search(root: Path, items: list[dict]) -> dict:
+    """Each event's words as a query over a library of the generated videos: is the top moment in the
+    right video, with reason 'read', covering the event? Random: the share of clips overlapping it."""
+    from engine.api import Library
+
+    lib = Library(root / "lib", device="cpu")
+    list(lib.index([root], CancelToken(), transcribe=False, read_text=True))
+    n_clips = lib.db.conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0]
+    hits, randoms = [], []
+    for item in items:
+        for ev in item["events"]:
+            top = lib.search_text(ev.text.lower(), top_k=5).moments[:1]
+            ok = bool(top) and Path(top[0].path) == item["path"].resolve() and "read" in top[0].reasons \
+                and top[0].start <= ev.start and top[0].end >= ev.end
+            hits.append(float(ok))
+            randoms.append(len([k for k in range(5) if 4 * k < ev.end and 4 * k + 4 > ev.start]) / n_clips)
+    lib.close()
+    top1 = estimate(hits, random=float(np.mean(randoms)))
+    return {"queries": len(hits), "top1_right_moment_with_read": top1.to_dict()}
+
+
+# ---- shared media: cost share, latency, what is read -------------------------------------------
+def query_latency(lib, rounds: int = 3) -> float:
+    lib.search_text("warm up", 5)
+    times = []
+    for _ in range(rounds):
+        for q in QUERIES:
+            t0 = time.perf_counter()
+            lib.search_text(q, 10)
+            times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def bench_media(root: Path) -> dict:
+    from engine.api import Library
+    from engine.ocr.catchup import read_library
+
+    if root.exists():
+        shutil.rmtree(root)
+    lib = Library(root, device="cpu")
+    lib.load_models().load_all()
+    paths = [MEDIA / v["path"] for v in videos()]
+    load_before = load()
+    t0 = time.perf_counter()
+    last = [p for p in lib.index(paths, CancelToken(), transcribe=False, read_text=False)][-1]
+    index_s = time.perf_counter() - t0
+    video_s = last.info.get("video_seconds", 0.0)
+    latency_before = query_latency(lib)
+    t0 = time.perf_counter()
+    stages = list(read_library(lib, CancelToken()))
+    ocr_s = time.perf_counter() - t0
+    lib._searcher = None  # as after any indexing job
+    latency_after = query_latency(lib)
+    read = {}
+    for path, start, end, text, conf in lib.db.conn.execute(
+            "SELECT v.path, s.start, s.end, s.text, s.confidence FROM screen_text s JOIN videos v ON v.id = s.video_id "
+            "ORDER BY v.path, s.start"):
+        read.setdefault(str(Path(path).relative_to(MEDIA)), []).append(
+            {"start": start, "end": end, "text": text, "confidence": round(conf, 3)})
+    info = stages[-1].info if stages else {}
+    lib.close()
+    return {"videos": len(paths), "video_seconds": video_s, "index_s_without_ocr": index_s,
+            "x_realtime_without_ocr": video_s / index_s, "ocr_stage_s": ocr_s,
+            "x_realtime_with_ocr": video_s / (index_s + ocr_s), "ocr_share_of_indexing": ocr_s / (index_s + ocr_s),
+            "ocr_frames": info.get("frames"), "ocr_frames_read": info.get("frames_read"),
+            "ocr_frames_same": info.get("frames_same"), "load_before": load_before, "load_after": load(),
+            "query_ms_median_without_read_rows": latency_before, "query_ms_median_with_read_rows": latency_after,
+            "videos_with_text": len(read), "read": read}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--skip-engines", action="store_true")
+    ap.add_argument("--skip-generated", action="store_true")
+    ap.add_argument("--skip-media", action="store_true")
+    ap.add_argument("--library", type=Path, default=Path("/tmp/mmvsearch-bench-ocr-lib"))
+    args = ap.parse_args()
+    out: dict = {"engine": "rapidocr-onnxruntime 1.4.4 (PP-OCRv4 det + rec, ONNX, 1 thread)", "load_start": load()}
+    if not args.skip_engines:
+        out["engines"] = bench_engines()
+        print("engines", {k: (v["word_recall"]["value"], v["ms_per_frame_median"]) for k, v in out["engines"].items()})
+    if not args.skip_generated:
+        with tempfile.TemporaryDirectory() as tmp:
+            gen = bench_generated(Path(tmp))
+            items = gen.pop("items")
+            out["generated"] = gen
+            out["generated_search"] = bench_generated_search(Path(tmp), items)
+        print("generated", out["generated"]["word_recall"], out["generated_search"])
+    if not args.skip_media:
+        out["shared_media"] = bench_media(args.library)
+        print({k: v for k, v in out["shared_media"].items() if k != "read"})
+    print(save("ocr", out))
+
+
+if __name__ == "__main__":
+    main()
