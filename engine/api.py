@@ -18,6 +18,7 @@ import numpy as np
 
 from engine.errors import LibraryError
 from engine.index import db as dbmod
+from engine.index.lock import WriterLock
 from engine.jobs import CancelToken, Progress
 from engine.library import LibraryPaths, Settings, resolve_library_dir
 from engine.models.config import DEFAULT_MODEL, get_config
@@ -75,7 +76,7 @@ class Library:
         self.model_name = model_name
         self._model = None
         self._model_lock = threading.Lock()
-        self._writer_lock = threading.Lock()
+        self._writer_lock = WriterLock(self.paths.root)  # one writer across threads and processes
         self.db = dbmod.connect(self.paths.db)
         # Inspection (videos/folders/status) reads through its own connection, so a GUI refresh never
         # runs inside the writer's open transaction on another thread.
@@ -114,9 +115,11 @@ class Library:
 
     # ---- indexing -----------------------------------------------------------------------
     def index(self, paths: list[str | Path], token: CancelToken | None = None,
-              transcribe: bool | None = None, read_text: bool | None = None) -> Iterator[Progress]:
-        """Add files/folders; a generator of Progress. Unchanged files are skipped. Then, when
-        on-screen text is on (``read_text``, default: the setting), its OCR stage catches up."""
+              transcribe: bool | None = None, read_text: bool | None = None,
+              retry_errors: bool = False) -> Iterator[Progress]:
+        """Add files/folders; a generator of Progress. Unchanged files are skipped, and so are files
+        that failed before unless ``retry_errors``. Then, when on-screen text is on (``read_text``,
+        default: the setting), its OCR stage catches up."""
         from engine.index.indexer import index_paths
 
         if not self._writer_lock.acquire(blocking=False):
@@ -125,7 +128,8 @@ class Library:
         try:
             final = None
             for progress in index_paths(self, [Path(p) for p in paths], token,
-                                        self.settings.transcribe if transcribe is None else transcribe):
+                                        self.settings.transcribe if transcribe is None else transcribe,
+                                        retry_errors=retry_errors):
                 if progress.stage == "done":
                     final = progress  # reported after the OCR stage: the CLI reads its summary
                     continue
@@ -139,6 +143,10 @@ class Library:
         finally:
             self._writer_lock.release()
             self._searcher = None  # pick up the new vectors
+
+    def error_folders(self) -> list[str]:
+        """The added folders (or files) that hold videos recorded as unreadable: what a retry rescans."""
+        return [f.path for f in self.folders() if f.n_errors]
 
     def transcribe(self, token: CancelToken | None = None) -> Iterator[Progress]:
         """Add transcripts and sound captions to videos indexed without them (no video re-embedding)."""

@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     ix = sub.add_parser("index", help="add videos or folders to the library (incremental)")
-    ix.add_argument("paths", nargs="+")
+    ix.add_argument("paths", nargs="*", help="files or folders (with --retry-errors: default, every folder "
+                    "holding videos that failed)")
+    ix.add_argument("--retry-errors", action="store_true", help="try again files recorded as unreadable")
     ix.add_argument("--transcribe", dest="transcribe", action="store_true", default=None,
                     help="transcribe speech and caption sounds (default: library setting)")
     ix.add_argument("--no-transcribe", dest="transcribe", action="store_false")
@@ -46,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--like", type=int, metavar="CLIP_ID", help="moments like an indexed clip")
     q.add_argument("--mic", action="store_true", help="record from the microphone, then search")
     se.add_argument("--seconds", type=float, default=5.0, help="recording length for --mic")
-    se.add_argument("--top", type=int, default=10, help="number of moments")
+    se.add_argument("--top", type=_positive_int, default=10, help="number of moments")
     se.add_argument("--json", action="store_true", help="one JSON object per moment")
 
     sub.add_parser("status", help="what the library holds")
@@ -55,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     for module in _plugin_modules():
         module.add_commands(sub)
     return p
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _plugin_modules() -> list:
@@ -86,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     except MMVError as exc:
         print(f"mmvsearch: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # `mmvsearch status | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _lib_factory(args) -> Callable:
@@ -105,8 +117,15 @@ def cmd_index(args, lib_factory) -> int:
     lib = lib_factory()
     token = CancelToken()
     last: Progress | None = None
+    paths = args.paths or (lib.error_folders() if args.retry_errors else [])
+    if not paths:
+        if args.retry_errors:
+            print("no videos recorded as unreadable: nothing to retry", file=sys.stderr)
+            return 0
+        raise MMVError("give the files or folders to index")
     try:
-        for progress in lib.index(args.paths, token, transcribe=args.transcribe, read_text=args.read_text):
+        for progress in lib.index(paths, token, transcribe=args.transcribe, read_text=args.read_text,
+                                  retry_errors=args.retry_errors):
             _draw(progress)
             last = progress
     except KeyboardInterrupt:
@@ -150,6 +169,12 @@ def cmd_search(args, lib_factory) -> int:
     lib = lib_factory()
     t0 = time.perf_counter()
     if args.text is not None:
+        try:
+            args.text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            from engine.errors import QueryError
+
+            raise QueryError("the text query is not valid UTF-8 (check the terminal's encoding)") from exc
         result = lib.search_text(args.text, args.top)
     elif args.audio is not None:
         result = lib.search_audio(args.audio, args.top)

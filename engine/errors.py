@@ -29,6 +29,14 @@ class DiskFullError(LibraryError):
     """Writing to the library failed because the disk is full."""
 
 
+class LibraryBusyError(LibraryError):
+    """Another process holds the library (its writer lock, or SQLite's lock past the timeout)."""
+
+
+class SettingsError(LibraryError):
+    """settings.json is unreadable or holds an invalid value (the message names the file or key)."""
+
+
 class QueryError(MMVError):
     """A search query is invalid (empty text, unreadable audio/image, unknown clip)."""
 

@@ -63,3 +63,53 @@ def test_changed_file_or_model_is_reindexed(tmp_path):
     _mark_done(db, vid)
     make_video(a, seconds=2)  # rewritten in place: new size and mtime
     assert plan_scan(db, [a], [tmp_path], 4.0, "bb").to_index == [(vid, a)]
+
+
+def test_odd_files_are_reported_not_hung_on_or_silently_skipped(tmp_path):
+    folder = tmp_path / "v"
+    good = make_video(folder / "good.mp4", seconds=1)
+    os.mkfifo(folder / "fifo.mp4")
+    os.symlink(folder / "gone.mp4", folder / "broken.mp4")
+    os.symlink(folder / "loop.mp4", folder / "loop.mp4")
+    bad_name = os.fsencode(str(folder)) + b"/bad\xff.mp4"
+    with open(bad_name, "wb") as f:
+        f.write(good.read_bytes())
+    files, problems = find_videos([folder], [])
+    assert files == [good]
+    text = "\n".join(problems)
+    for needle in ("FIFO", "broken symbolic link", "symbolic link loop", "not valid UTF-8"):
+        assert needle in text, (needle, problems)
+    text.encode("utf-8")  # printable
+    db = dbmod.connect(tmp_path / "library.db")
+    plan = plan_scan(db, files + [folder / "fifo.mp4"], [folder], 4.0, "bb")  # a FIFO slipped through
+    assert [p.name for _, p in plan.to_index] == ["good.mp4"] and any("FIFO" in p for p in plan.problems)
+
+
+def test_failed_files_are_retried_only_when_asked(tmp_path):
+    db = dbmod.connect(tmp_path / "library.db")
+    a = make_video(tmp_path / "a.mp4", seconds=1)
+    (vid, _), = plan_scan(db, [a], [tmp_path], 4.0, "bb").to_index
+    db.conn.execute("UPDATE videos SET status='error', error='x' WHERE id=?", (vid,))
+    assert plan_scan(db, [a], [tmp_path], 4.0, "bb").failed_before == 1
+    assert plan_scan(db, [a], [tmp_path], 4.0, "bb", retry_errors=True).to_index == [(vid, a)]
+
+
+def test_a_file_registered_by_another_process_meanwhile_is_not_a_crash(tmp_path, monkeypatch):
+    """The scan hashes outside its transaction; a row inserted in between must not break UNIQUE."""
+    from engine.index import scan
+
+    db = dbmod.connect(tmp_path / "library.db")
+    a = make_video(tmp_path / "a.mp4", seconds=1)
+    other = dbmod.connect(tmp_path / "library.db")
+    real_hash = scan.partial_hash
+
+    def hash_and_race(path):
+        h = real_hash(path)
+        other.conn.execute("INSERT INTO videos(path, size, mtime, phash, status) VALUES (?, 1, 1, ?, 'pending')",
+                           (str(path), h))
+        return h
+
+    monkeypatch.setattr(scan, "partial_hash", hash_and_race)
+    plan = plan_scan(db, [a], [tmp_path], 4.0, "bb")
+    assert len(plan.to_index) == 1
+    assert db.conn.execute("SELECT COUNT(*) FROM videos").fetchone()[0] == 1

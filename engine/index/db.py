@@ -22,6 +22,7 @@ Only one writer at a time (the indexer or the trainer); readers open their own c
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import sqlite_utils
 
-from engine.errors import DiskFullError, LibraryError
+from engine.errors import DiskFullError, LibraryBusyError, LibraryError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 4  # 1: first release; 2: tuned_features; 3: stable clip ids + ann_state; 4: screen_text (OCR)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -55,7 +56,7 @@ CREATE TABLE IF NOT EXISTS videos (
 CREATE INDEX IF NOT EXISTS videos_phash ON videos(phash);
 CREATE INDEX IF NOT EXISTS videos_status ON videos(status);
 CREATE TABLE IF NOT EXISTS clips (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,   -- never reused: an HNSW label always means one vector
     video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
     idx INTEGER NOT NULL,
     start REAL NOT NULL,
@@ -84,7 +85,7 @@ CREATE TABLE IF NOT EXISTS embeddings (
     vec BLOB NOT NULL,        -- float32, L2-normalised
     PRIMARY KEY (clip_id, model_id, space, modality)
 );
-CREATE INDEX IF NOT EXISTS embeddings_model ON embeddings(model_id, space, modality);
+CREATE INDEX IF NOT EXISTS embeddings_by_model ON embeddings(model_id, space, modality, clip_id);
 CREATE TABLE IF NOT EXISTS models (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -105,6 +106,39 @@ CREATE TABLE IF NOT EXISTS transcripts (
     vec BLOB                  -- float32 text-tower embedding (384), for semantic matching
 );
 CREATE INDEX IF NOT EXISTS transcripts_video ON transcripts(video_id, start);
+"""
+
+# Which state of a model's vectors an HNSW file reflects (engine.index.ann): ``gen`` moves with
+# every vector inserted or deleted, ``epoch`` when a vector is rewritten under an existing clip id.
+# Triggers keep them in the same transaction as the change, whoever writes. (No INSERT OR IGNORE
+# in them: an outer INSERT OR REPLACE would turn it into a REPLACE that resets the counters.)
+ANN_STATE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ann_state (
+    model_id TEXT PRIMARY KEY, gen INTEGER NOT NULL DEFAULT 0, epoch INTEGER NOT NULL DEFAULT 0
+);
+CREATE TRIGGER IF NOT EXISTS embeddings_rewrite BEFORE INSERT ON embeddings
+WHEN EXISTS (SELECT 1 FROM embeddings WHERE clip_id = new.clip_id AND model_id = new.model_id
+             AND space = new.space AND modality = new.modality)
+BEGIN
+  INSERT INTO ann_state(model_id) SELECT new.model_id
+    WHERE NOT EXISTS (SELECT 1 FROM ann_state WHERE model_id = new.model_id);
+  UPDATE ann_state SET epoch = epoch + 1 WHERE model_id = new.model_id;
+END;
+CREATE TRIGGER IF NOT EXISTS embeddings_gen_ai AFTER INSERT ON embeddings BEGIN
+  INSERT INTO ann_state(model_id) SELECT new.model_id
+    WHERE NOT EXISTS (SELECT 1 FROM ann_state WHERE model_id = new.model_id);
+  UPDATE ann_state SET gen = gen + 1 WHERE model_id = new.model_id;
+END;
+CREATE TRIGGER IF NOT EXISTS embeddings_gen_ad AFTER DELETE ON embeddings BEGIN
+  INSERT INTO ann_state(model_id) SELECT old.model_id
+    WHERE NOT EXISTS (SELECT 1 FROM ann_state WHERE model_id = old.model_id);
+  UPDATE ann_state SET gen = gen + 1 WHERE model_id = old.model_id;
+END;
+CREATE TRIGGER IF NOT EXISTS embeddings_gen_au AFTER UPDATE ON embeddings BEGIN
+  INSERT INTO ann_state(model_id) SELECT m FROM (SELECT old.model_id AS m UNION SELECT new.model_id)
+    WHERE m NOT IN (SELECT model_id FROM ann_state);
+  UPDATE ann_state SET epoch = epoch + 1 WHERE model_id IN (old.model_id, new.model_id);
+END;
 """
 
 FTS_SCHEMA = """
@@ -158,52 +192,91 @@ END;
 
 
 def connect(path: Path) -> sqlite_utils.Database:
-    """Open (and create or migrate) the library database."""
+    """Open (and create or migrate) the library database; the file is private to the user."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        if not path.exists():  # created 0600: it holds every path and transcript of the library
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.executescript(SCHEMA)
-        conn.executescript(FTS_SCHEMA)
-        conn.executescript(OCR_SCHEMA)
+        conn.execute("PRAGMA recursive_triggers=ON")  # REPLACE's implicit deletes bump generations too
+        _create_or_migrate(conn, path)
     except sqlite3.DatabaseError as exc:
-        raise LibraryError(f"cannot open library database {path}: {exc}") from exc
-    db = sqlite_utils.Database(conn)
+        raise _database_error(exc, f"cannot open library database {path}") from exc
+    except OSError as exc:
+        raise LibraryError(f"cannot create library database {path}: {exc.strerror or exc}") from exc
+    return sqlite_utils.Database(conn)
+
+
+def schema_version(conn: sqlite3.Connection) -> int | None:
+    """The file's schema version; None for an empty (new) database."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone() is None:
+        return None
     row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    if row is None:
-        conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-    elif int(row[0]) > SCHEMA_VERSION:
-        raise LibraryError(f"library {path} was written by a newer mmvsearch (schema {row[0]})")
-    return db
+    return 1 if row is None else int(row[0])
+
+
+def _create_or_migrate(conn: sqlite3.Connection, path: Path) -> None:
+    version = schema_version(conn)
+    if version is None:
+        # Every statement is IF NOT EXISTS / OR IGNORE: two processes creating it at once agree.
+        conn.executescript("BEGIN IMMEDIATE;" + SCHEMA + ANN_STATE_SCHEMA + FTS_SCHEMA + OCR_SCHEMA +
+                           f"INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');"
+                           "COMMIT;")
+        return
+    if version > SCHEMA_VERSION:
+        raise LibraryError(f"the library {path} was written by a newer version of mmvsearch (schema {version}; "
+                           f"this version reads up to {SCHEMA_VERSION}). Update mmvsearch to open it.")
+    if version < SCHEMA_VERSION:
+        from engine.index.migrations import migrate
+
+        migrate(conn, path, version)
 
 
 @contextmanager
 def transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
     """One atomic unit of work: all of it lands or none of it (a kill mid-way loses nothing)."""
     conn = db.conn
-    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.DatabaseError as exc:
+        raise _database_error(exc, "cannot start writing to the library") from exc
     try:
         yield conn
     except BaseException as exc:
         _rollback(conn)  # SQLite may already have rolled back by itself (e.g. SQLITE_FULL)
-        if isinstance(exc, sqlite3.OperationalError) and _is_disk_full(exc):
-            raise DiskFullError(f"the disk holding the library is full: {exc}") from exc
+        if isinstance(exc, sqlite3.DatabaseError):
+            raise _database_error(exc, "writing to the library failed") from exc
         raise
     else:
         try:
             conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             _rollback(conn)
-            if _is_disk_full(exc):
-                raise DiskFullError(f"the disk holding the library is full: {exc}") from exc
-            raise
+            raise _database_error(exc, "saving to the library failed") from exc
+
+
+def _database_error(exc: sqlite3.DatabaseError, what: str) -> LibraryError:
+    """A typed error with a message a user can act on, for the SQLite errors that reach users."""
+    text = str(exc).lower()
+    if _is_disk_full(exc):
+        return DiskFullError(f"the disk holding the library is full ({what}): free some space and run again")
+    if "locked" in text or "busy" in text:
+        return LibraryBusyError(f"{what}: the library is busy (another mmvsearch process is writing to it); "
+                                "try again when it has finished")
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return LibraryError(f"{what}: the database file is damaged ({exc}); run `mmvsearch doctor`")
+    return LibraryError(f"{what}: {exc}")
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
-        conn.execute("ROLLBACK")
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.DatabaseError:
+            pass  # the original error is the one to report
 
 
 def _is_disk_full(exc: Exception) -> bool:

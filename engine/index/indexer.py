@@ -15,12 +15,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.errors import Cancelled, DiskFullError, MediaError
+from engine.errors import Cancelled, DiskFullError, LibraryBusyError, MediaError
 from engine.index.ann import AnnIndex, open_index
 from engine.index.db import set_meta
 from engine.index.decode import DecodedVideo, decode_video
 from engine.index.scan import find_videos, plan_scan
-from engine.index.store import VideoResult, mark_error, write_video
+from engine.index.store import VideoResult, mark_error, mark_pending, write_video
 from engine.jobs import CancelToken, Progress
 
 if TYPE_CHECKING:
@@ -33,7 +33,8 @@ CHUNK_CLIPS = 32   # clips per CNN call (~1 s of CPU): the cancel token is check
 INDEXES = (("va", "video"), ("va", "audio"), ("vat", "video"), ("vat", "audio"))
 
 
-def index_paths(lib: Library, paths: list[Path], token: CancelToken, transcribe: bool) -> Iterator[Progress]:
+def index_paths(lib: Library, paths: list[Path], token: CancelToken, transcribe: bool,
+                retry_errors: bool = False) -> Iterator[Progress]:
     yield Progress("scan", message="looking for videos")
     files, problems = find_videos(paths, lib.settings.excluded_patterns)
     roots = [p.expanduser().resolve() for p in paths if p.exists()]
@@ -43,7 +44,7 @@ def index_paths(lib: Library, paths: list[Path], token: CancelToken, transcribe:
     from engine.models.config import get_config
 
     cfg = get_config(cfg_name)
-    plan = plan_scan(lib.db, files, roots, lib.settings.clip_seconds, cfg.backbone_id)
+    plan = plan_scan(lib.db, files, roots, lib.settings.clip_seconds, cfg.backbone_id, retry_errors)
     summary = {"files_total": len(plan.to_index), "files_found": len(files), "unchanged": plan.unchanged,
                "moved": plan.moved, "missing": plan.missing, "problems": problems + plan.problems}
     yield Progress("scan", 0, len(plan.to_index), "files", _scan_message(plan, len(files)), info=summary)
@@ -106,22 +107,17 @@ def _index_files(lib: Library, model: MMVModel, todo: list[tuple[int, Path]], to
                 prepared = future.result()
                 decoded = prepared[0]
                 result = _embed(model, video_id, prepared, transcriber, token)
-                clip_ids = write_video(lib, result, model.model_id, cfg.backbone_id, clip_s, save_segments)
+                written = write_video(lib, result, model.model_id, cfg.backbone_id, clip_s, save_segments)
             except Cancelled:  # the transcriber saw the token mid-video; this video stays pending
                 yield _cancelled(stats, len(todo), i, t0, summary)
                 return
-            except DiskFullError:
+            except (DiskFullError, LibraryBusyError):
                 raise
-            except MediaError as exc:
-                mark_error(lib, video_id, str(exc))
-                stats["errors"] += 1
-            except Exception as exc:
-                log.exception("indexing %s failed", path)
-                mark_error(lib, video_id, f"{type(exc).__name__}: {exc}")
-                stats["errors"] += 1
+            except Exception as exc:  # MemoryError too: one huge file must not end the whole job
+                _record_failure(lib, model, indexes, video_id, path, exc, stats)
             else:
-                _add_to_indexes(indexes, clip_ids, result)
-                stats["clips"] += len(clip_ids)
+                _follow(indexes, written, result)
+                stats["clips"] += len(written.clip_ids)
                 stats["video_seconds"] += decoded.info["duration"]
             stats["files_done"] += 1
             if stats["files_done"] % SAVE_EVERY == 0:
@@ -129,7 +125,7 @@ def _index_files(lib: Library, model: MMVModel, todo: list[tuple[int, Path]], to
         yield _progress("done", stats, len(todo), t0, _done_message(stats), summary)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        _save_indexes(lib, model, indexes)
+        _final_save(lib, model, indexes)
 
 
 def _decode_and_encode_audio(model: MMVModel, path: Path, clip_s: float,
@@ -183,20 +179,55 @@ def _segment_writer(model: MMVModel):
     return lambda conn, video_id, segments: save_segments(conn, video_id, segments, model.text_features)
 
 
-def _add_to_indexes(indexes: dict, clip_ids: list[int], result: VideoResult) -> None:
+def _record_failure(lib: Library, model: MMVModel, indexes: dict, video_id: int, path: Path,
+                    exc: BaseException, stats: dict) -> None:
+    """A media problem marks the video 'error'; a transient one leaves it pending (failures.py)."""
+    from engine.index.failures import classify
+
+    row = lib.db.conn.execute("SELECT size, mtime FROM videos WHERE id=?", (video_id,)).fetchone()
+    failure = classify(exc, path, None if row is None else (row[0], row[1]))
+    if not isinstance(exc, MediaError):
+        log.warning("indexing %s failed", path, exc_info=exc)
+    if failure.permanent:
+        _follow(indexes, mark_error(lib, video_id, failure.message, model.model_id), None)
+        stats["errors"] += 1
+    else:
+        mark_pending(lib, video_id, failure.message)
+        stats["retry_later"] = stats.get("retry_later", 0) + 1
+
+
+def _follow(indexes: dict, written, result: VideoResult | None) -> None:
+    """Apply a committed video to the open indexes: its old clips marked deleted, new ones added."""
     import numpy as np
 
-    ids = np.asarray(clip_ids, np.int64)
-    for key, vecs in result.embeddings.items():
-        indexes[key].add(ids, vecs)
+    ids = np.asarray(written.clip_ids, np.int64)
+    for key, index in indexes.items():
+        vecs = None if result is None else result.embeddings.get(key)
+        index.follow(written.removed_ids, ids, vecs, written.gen_before, written.gen_after)
 
 
 def _save_indexes(lib: Library, model: MMVModel, indexes: dict) -> None:
-    from engine.index.ann import index_path
+    from engine.index.ann import index_path, save_index
 
-    for (space, modality), index in indexes.items():
-        if index.ids().size:
-            index.save(index_path(lib.paths.ann_dir, model.model_id, space, modality))
+    for (space, modality), index in list(indexes.items()):
+        path = index_path(lib.paths.ann_dir, model.model_id, space, modality)
+        indexes[(space, modality)] = save_index(lib.db.conn, index, path, model.model_id, space, modality)
+
+
+def _final_save(lib: Library, model: MMVModel, indexes: dict) -> None:
+    """Save at the end; when the job is already failing (disk full, say), a failed save is logged
+    rather than raised, so it never hides the error that stopped the job. The files are a cache:
+    the next open repairs them from SQLite."""
+    import sys
+
+    failing = sys.exc_info()[1]
+    try:
+        _save_indexes(lib, model, indexes)
+    except Exception:
+        if failing is None or isinstance(failing, GeneratorExit):
+            raise
+        log.warning("could not save the search indexes after an error; they are repaired at the next open",
+                    exc_info=True)
 
 
 def _progress(stage: str, stats: dict, total: int, t0: float, message: str, summary: dict,

@@ -30,11 +30,43 @@ class VideoResult:
     tail_id: str | None = None           # which tail computed ``tuned_feats``
 
 
+@dataclass
+class Written:
+    """What one transaction changed, so open HNSW indexes can follow it without a rebuild:
+    ``gen_before``/``gen_after`` are the model's vector generation around the change
+    (engine.index.ann), so an index at ``gen_before`` is exact at ``gen_after`` once it has
+    removed ``removed_ids`` and added ``clip_ids``."""
+
+    clip_ids: list[int]
+    removed_ids: list[int]
+    gen_before: int
+    gen_after: int
+
+    def __iter__(self):  # older callers unpack or iterate the new clip ids
+        return iter(self.clip_ids)
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+
+def _gen(conn, model_id: str) -> int:
+    row = conn.execute("SELECT gen FROM ann_state WHERE model_id=?", (model_id,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _drop_clips(conn, video_id: int) -> list[int]:
+    removed = [r[0] for r in conn.execute("SELECT id FROM clips WHERE video_id=?", (video_id,))]
+    conn.execute("DELETE FROM clips WHERE video_id=?", (video_id,))
+    return removed
+
+
 def write_video(lib: Library, result: VideoResult, model_id: str, backbone_id: str, clip_seconds: float,
-                save_segments=None) -> list[int]:
-    """Replace the video's clips and vectors and mark it done; returns the new clip ids."""
+                save_segments=None) -> Written:
+    """Replace the video's clips and vectors and mark it done, in one transaction. New clips get
+    new ids (ids are never reused), so an index never mistakes old vectors for new ones."""
     with transaction(lib.db) as conn:
-        conn.execute("DELETE FROM clips WHERE video_id=?", (result.video_id,))
+        gen_before = _gen(conn, model_id)
+        removed = _drop_clips(conn, result.video_id)
         clip_ids = []
         for idx, (s, e) in enumerate(result.windows):
             cur = conn.execute("INSERT INTO clips(video_id, idx, start, end) VALUES (?, ?, ?, ?)",
@@ -64,14 +96,24 @@ def write_video(lib: Library, result: VideoResult, model_id: str, backbone_id: s
             (info["duration"], info["width"], info["height"], info["fps"], info["rotation"],
              int(result.audio_feats is not None), backbone_id, clip_seconds,
              int(result.segments is not None), time.time(), result.video_id))
-    return clip_ids
+        return Written(clip_ids, removed, gen_before, _gen(conn, model_id))
 
 
-def mark_error(lib: Library, video_id: int, message: str) -> None:
+def mark_error(lib: Library, video_id: int, message: str, model_id: str = "") -> Written:
+    """Record why a video cannot be indexed (status 'error', kept until the file changes or the
+    user retries); its old clips, if any, go."""
     with transaction(lib.db) as conn:
-        conn.execute("DELETE FROM clips WHERE video_id=?", (video_id,))
-        conn.execute("UPDATE videos SET status='error', error=?, indexed_at=? WHERE id=?",
+        gen_before = _gen(conn, model_id)
+        removed = _drop_clips(conn, video_id)
+        conn.execute("UPDATE videos SET status='error', error=?, indexed_at=?, backbone_id=NULL WHERE id=?",
                      (message[:500], time.time(), video_id))
+        return Written([], removed, gen_before, _gen(conn, model_id))
+
+
+def mark_pending(lib: Library, video_id: int, note: str) -> None:
+    """Leave a video to the next run (a transient failure), saying why."""
+    with transaction(lib.db) as conn:
+        conn.execute("UPDATE videos SET status='pending', error=? WHERE id=?", (note[:500], video_id))
 
 
 def remove_videos(lib: Library, path: Path) -> int:

@@ -15,7 +15,7 @@ import numpy as np
 import sqlite_utils
 import torch
 
-from engine.index.ann import AnnIndex, index_path
+from engine.index.ann import index_path, rebuild_index
 from engine.index.db import from_blob, to_blob, transaction
 from engine.jobs import CancelToken, Progress
 
@@ -136,15 +136,7 @@ def build_indexes(
             token.raise_if_cancelled()
         path = index_path(ann_dir, model_id, space, modality)
         if not (only_missing and path.exists()):
-            rows = db.conn.execute(
-                "SELECT clip_id, vec FROM embeddings WHERE model_id=? AND space=? AND modality=?",
-                (model_id, space, modality),
-            ).fetchall()
-            ids = np.array([r[0] for r in rows], np.int64)
-            vecs = (
-                np.stack([from_blob(r[1]) for r in rows]) if rows else np.zeros((0, dims[space]), np.float32)
-            )
-            AnnIndex.build(ids, vecs, dims[space]).save(path)
+            rebuild_index(db.conn, model_id, space, modality, dims[space]).save(path)
         yield Progress(
             stage="index",
             done=n,
