@@ -81,7 +81,7 @@ def test_odd_files_are_reported_not_hung_on_or_silently_skipped(tmp_path):
         assert needle in text, (needle, problems)
     text.encode("utf-8")  # printable
     db = dbmod.connect(tmp_path / "library.db")
-    plan = plan_scan(db, files + [folder / "fifo.mp4"], [folder], 4.0, "bb")  # a FIFO slipped through
+    plan = plan_scan(db, [*files, folder / "fifo.mp4"], [folder], 4.0, "bb")  # a FIFO slipped through
     assert [p.name for _, p in plan.to_index] == ["good.mp4"] and any("FIFO" in p for p in plan.problems)
 
 

@@ -11,6 +11,7 @@ from engine.errors import MediaError
 from engine.jobs import CancelToken
 from engine.media.audio import load_audio
 from engine.media.clips import clip_windows, frame_times
+from engine.media.deadline import DeadlineToken, decode_budget
 from engine.media.frames import measure_duration, sample_frames
 from engine.media.probe import probe
 
@@ -30,6 +31,7 @@ def decode_video(path: Path, clip_seconds: float, frames_per_clip: int, image_si
     duration = info.duration if info.duration > 0 else measure_duration(path)
     if duration <= 0:
         raise MediaError(f"{path.name} has no frames")
+    token = DeadlineToken(token, decode_budget(duration), path.name)  # a damaged file cannot stall the job
     windows = clip_windows(duration, clip_seconds)
     times = [t for w in windows for t in frame_times(w, frames_per_clip)]
     frames = sample_frames(path, times, image_size, token)

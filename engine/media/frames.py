@@ -26,6 +26,7 @@ import numpy as np
 
 from engine.errors import MediaError
 from engine.jobs import CancelToken, checked
+from engine.media.deadline import DecodeTimeout
 
 cv2.setNumThreads(1)  # decoding runs beside the model; one thread each keeps both cores busy
 
@@ -70,6 +71,8 @@ def sample_frames(path: Path, times: list[float], size: int, token: CancelToken 
     if frames is None:
         try:
             frames = _sample_opencv(path, ordered, size, token)
+        except DecodeTimeout:
+            raise  # out of time: no second reader
         except MediaError:
             frames = _sample_pyav(path, ordered, size, token)
     out = np.empty_like(frames)

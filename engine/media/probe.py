@@ -38,10 +38,38 @@ def probe(path: Path) -> VideoInfo:
             w, h = vs.codec_context.width, vs.codec_context.height
             if rotation in (90, 270):
                 w, h = h, w
-            return VideoInfo(duration, w, h, fps, rotation, audio is not None, vs.codec_context.name,
+            _check_sane(path, container.format.name, w, h)
+            return VideoInfo(_plausible_duration(path, duration), w, h, fps if 0 < fps <= MAX_FPS else 25.0,
+                             rotation, audio is not None, vs.codec_context.name,
                              audio.codec_context.name if audio is not None else None)
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise MediaError(f"cannot read {path.name}: {error_reason(exc)}") from exc
+
+
+MAX_PIXELS = 8192 * 8192      # beyond 8K x 8K a header is lying (or the file is not for us)
+MAX_FPS = 1000.0
+MIN_BYTES_PER_SECOND = 64     # no real video stores a second in fewer bytes than this
+
+
+def _check_sane(path: Path, format_name: str, width: int, height: int) -> None:
+    """Refuse what FFmpeg reads but is not a video to index: a still image named like a video,
+    or a header whose picture size would need absurd memory."""
+    if format_name.endswith("_pipe") or format_name in ("image2", "gif", "webp"):
+        raise MediaError(f"{path.name} is an image ({format_name}), not a video")
+    if width <= 0 or height <= 0 or width * height > MAX_PIXELS:
+        raise MediaError(f"{path.name} declares an absurd picture size ({width}x{height})")
+
+
+def _plausible_duration(path: Path, duration: float) -> float:
+    """A header duration the file cannot hold (hours of video in a few bytes) is not believed:
+    0 means unknown, and the frame reader then measures the real length while decoding."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return duration
+    if duration != duration or duration < 0 or size < duration * MIN_BYTES_PER_SECOND:
+        return 0.0
+    return duration
 
 
 def _duration(container, vs) -> float:
