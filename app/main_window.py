@@ -172,6 +172,7 @@ class MainWindow(QMainWindow):
         lp = self.library_panel
         lp.add_folder.connect(self.choose_folder)
         lp.rescan.connect(lambda folder: self.index_paths([folder]))
+        lp.retry.connect(lambda folder: (self.lib.reset_errors(folder), self.index_paths([folder])))
         lp.remove.connect(self.remove_folder)
         self.searches.results.connect(self._on_results)
         self.searches.failed.connect(self._on_search_error)

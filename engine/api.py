@@ -144,6 +144,13 @@ class Library:
             self._writer_lock.release()
             self._searcher = None  # pick up the new vectors
 
+    def reset_errors(self, folder: str | Path | None = None) -> int:
+        """Make the videos recorded as unreadable (under ``folder``) pending again, so the next
+        index run tries them; returns how many."""
+        from engine.index.store import reset_errors
+
+        return reset_errors(self, None if folder is None else Path(folder))
+
     def error_folders(self) -> list[str]:
         """The added folders (or files) that hold videos recorded as unreadable: what a retry rescans."""
         return [f.path for f in self.folders() if f.n_errors]

@@ -67,11 +67,12 @@ def _positive_int(text: str) -> int:
 
 
 def _plugin_modules() -> list:
+    from engine.index import doctor_cli
     from engine.speech import cli as speech_cli
     from engine.topics import cli as topics_cli
     from engine.train import cli as train_cli
 
-    return [speech_cli, train_cli, topics_cli]
+    return [speech_cli, train_cli, topics_cli, doctor_cli]
 
 
 def main(argv: list[str] | None = None) -> int:

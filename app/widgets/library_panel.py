@@ -60,6 +60,7 @@ def take_snapshot(lib: Any) -> LibrarySnapshot:
 class LibraryPanel(QWidget):
     add_folder = Signal()
     rescan = Signal(str)
+    retry = Signal(str)   # index the folder's failed files again
     remove = Signal(str)
     pause = Signal()
     resume = Signal()
@@ -104,7 +105,11 @@ class LibraryPanel(QWidget):
         self.remove_btn = QPushButton("Remove")
         self.remove_btn.setToolTip("Forget this folder (the files themselves are not touched)")
         self.remove_btn.clicked.connect(lambda: (f := self.selected_folder()) and self.remove.emit(f))
+        self.retry_btn = QPushButton("Retry failed")
+        self.retry_btn.setToolTip("Try again the files of this folder that could not be indexed")
+        self.retry_btn.clicked.connect(lambda: (f := self.selected_folder()) and self.retry.emit(f))
         btns.addWidget(self.rescan_btn)
+        btns.addWidget(self.retry_btn)
         btns.addWidget(self.remove_btn)
         lay.addLayout(btns)
         self.summary = QLabel()
@@ -189,6 +194,7 @@ class LibraryPanel(QWidget):
         busy = self.job_box.isVisible() and not self.paused
         has = self.selected_folder() is not None
         self.rescan_btn.setEnabled(has and not busy)
+        self.retry_btn.setEnabled(has and not busy and bool(self.snapshot.errors.get(self.selected_folder() or "")))
         self.remove_btn.setEnabled(has and not busy)
 
     def _menu(self, pos: QPoint) -> None:
@@ -197,6 +203,7 @@ class LibraryPanel(QWidget):
             return
         menu = QMenu(self)
         menu.addAction("Re-scan", lambda: self.rescan.emit(folder)).setEnabled(self.rescan_btn.isEnabled())
+        menu.addAction("Retry failed files", lambda: self.retry.emit(folder)).setEnabled(self.retry_btn.isEnabled())
         menu.addAction("Remove from library", lambda: self.remove.emit(folder)).setEnabled(
             self.remove_btn.isEnabled())
         menu.exec(self.tree.viewport().mapToGlobal(pos))

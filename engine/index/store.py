@@ -116,6 +116,18 @@ def mark_pending(lib: Library, video_id: int, note: str) -> None:
         conn.execute("UPDATE videos SET status='pending', error=? WHERE id=?", (note[:500], video_id))
 
 
+def reset_errors(lib: Library, folder: Path | None) -> int:
+    """Failed videos (under ``folder``, a folder or one file) back to 'pending' for a retry."""
+    sql, args = "UPDATE videos SET status='pending' WHERE status='error'", []
+    if folder is not None:
+        p = str(folder.expanduser().resolve())
+        prefix = p.rstrip("/") + "/"
+        sql += " AND (path = ? OR substr(path, 1, ?) = ?)"
+        args = [p, len(prefix), prefix]
+    with transaction(lib.db) as conn:
+        return conn.execute(sql, args).rowcount
+
+
 def remove_videos(lib: Library, path: Path) -> int:
     """Delete a file's or a folder's videos (clips, features, vectors cascade) and its root entry."""
     p = str(path.expanduser().resolve())
