@@ -326,7 +326,10 @@ def open_index(conn, ann_dir: Path, model_id: str, space: str, modality: str, di
         index = sync_index(conn, index, model_id, space, modality)
         changed = index.gen != before
     if save and changed:
-        save_index(conn, index, path, model_id, space, modality)
+        try:
+            index = save_index(conn, index, path, model_id, space, modality)
+        except (OSError, LibraryError) as exc:  # a full disk must not stop searches: the index in memory is right
+            log.warning("could not save the repaired index %s: %s", path.name, exc)
     return index
 
 

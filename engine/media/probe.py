@@ -31,9 +31,13 @@ def probe(path: Path) -> VideoInfo:
             if not container.streams.video:
                 raise NoVideoStreamError(f"no video stream in {path.name}")
             vs = container.streams.video[0]
+            if vs.codec_context is None:
+                raise MediaError(f"{path.name}: its video codec is unknown or damaged")
             duration = _duration(container, vs)
             fps = float(vs.average_rate or vs.guessed_rate or 0) or 25.0
             audio = container.streams.audio[0] if container.streams.audio else None
+            if audio is not None and audio.codec_context is None:
+                audio = None  # an audio track no decoder reads: indexed as silent
             rotation = _rotation(container, vs)
             w, h = vs.codec_context.width, vs.codec_context.height
             if rotation in (90, 270):

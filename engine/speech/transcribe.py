@@ -108,10 +108,13 @@ class Transcriber:
 
     def _speech(self, audio: np.ndarray, vad: bool, beam_size: int,
                 token: CancelToken | None = None) -> list[Segment]:
+        # temperature=0 only: the default fallback to higher temperatures *samples*, so the same
+        # file gave different transcripts from run to run. The gate (keep_speech) already drops the
+        # looping, high-compression segments that the fallback was there to retry.
         segments, _ = self.model.transcribe(
             audio, language="en", beam_size=beam_size, vad_filter=vad,
             vad_parameters={"min_silence_duration_ms": 500, "speech_pad_ms": 200},
-            word_timestamps=True, condition_on_previous_text=False,
+            word_timestamps=True, condition_on_previous_text=False, temperature=0.0,
             # Our own gate below is stricter; this only stops the model looping on noise.
             no_speech_threshold=self.thresholds.no_speech, log_prob_threshold=self.thresholds.min_logprob)
         out = []
