@@ -108,6 +108,7 @@ class LibraryPanel(QWidget):
         self.retry_btn = QPushButton("Retry failed")
         self.retry_btn.setToolTip("Try again the files of this folder that could not be indexed")
         self.retry_btn.clicked.connect(lambda: (f := self.selected_folder()) and self.retry.emit(f))
+        self.retry_btn.hide()
         btns.addWidget(self.rescan_btn)
         btns.addWidget(self.retry_btn)
         btns.addWidget(self.remove_btn)
@@ -194,7 +195,9 @@ class LibraryPanel(QWidget):
         busy = self.job_box.isVisible() and not self.paused
         has = self.selected_folder() is not None
         self.rescan_btn.setEnabled(has and not busy)
-        self.retry_btn.setEnabled(has and not busy and bool(self.snapshot.errors.get(self.selected_folder() or "")))
+        failed = bool(self.snapshot.errors.get(self.selected_folder() or ""))
+        self.retry_btn.setVisible(failed)  # shown only where there is something to retry
+        self.retry_btn.setEnabled(has and not busy and failed)
         self.remove_btn.setEnabled(has and not busy)
 
     def _menu(self, pos: QPoint) -> None:
