@@ -35,10 +35,16 @@ def _audio_only(path: Path) -> None:
 
 
 def _no_frames(path: Path) -> None:
+    """A video stream is declared, but only sound is stored."""
     with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=10)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for packet in s.encode():
+        v = c.add_stream("libx264", rate=10)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        s = c.add_stream("aac", rate=16000)
+        s.layout = "mono"
+        wave = make_audio(2.0)
+        frame = av.AudioFrame.from_ndarray((wave[None] * 0.5).astype(np.float32), format="flt", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = 16000, 0, Fraction(1, 16000)
+        for packet in [*s.encode(frame), *s.encode()]:
             c.mux(packet)
 
 
