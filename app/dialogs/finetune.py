@@ -105,6 +105,13 @@ class FinetuneDialog(QDialog):
         for key, label in DEVICES:
             self.device.addItem(label, key)
         form.addRow("Device", self.device)
+        from engine.train.cli import OBJECTIVE_NAMES  # torch-free list; docs/objectives.md compares them
+
+        self.objective = QComboBox()
+        for name in OBJECTIVE_NAMES:
+            self.objective.addItem(name + (" (default)" if name == "mmv" else ""), name)
+        self.objective.setToolTip("Self-supervised objective; see docs/objectives.md for which to pick")
+        form.addRow("Objective", self.objective)
         form.addRow("", self.deep)
         lay.addLayout(form)
         row = QHBoxLayout()
@@ -211,6 +218,8 @@ class FinetuneDialog(QDialog):
                 kwargs["device"] = self.device.currentData()
             if self.deep.isChecked() and ("deep" in params or open_kwargs):
                 kwargs["deep"] = True
+            if self.objective.currentData() != "mmv" and ("objective" in params or open_kwargs):
+                kwargs["objective"] = self.objective.currentData()
         except (TypeError, ValueError):
             pass
         job = JobWorker(lambda token: self.lib.train(token=token, **kwargs))

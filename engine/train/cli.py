@@ -11,6 +11,10 @@ from collections.abc import Callable
 
 from engine.jobs import CancelToken, Progress
 
+# The registry (objective.OBJECTIVES) needs torch; the parser must not. tests/test_objectives.py
+# checks that the two lists agree. docs/objectives.md says which to pick.
+OBJECTIVE_NAMES = ("mmv", "simclr", "barlow", "swav", "gdt", "gdt-td", "avlnet")
+
 
 def add_commands(sub) -> None:
     tr = sub.add_parser("train", help="fine-tune the model on this library (self-supervised)")
@@ -30,7 +34,10 @@ def add_commands(sub) -> None:
         metavar=("NCE", "MILNCE"),
         help="loss weights of video-audio NCE and video-narration MIL-NCE (MMV: 1 1 or 1 10)",
     )
-    tr.add_argument("--gdt-shift", type=int, default=0, help="neighbouring clips up to N apart are positives")
+    tr.add_argument("--objective", choices=OBJECTIVE_NAMES, default="mmv",
+                    help="self-supervised objective (default mmv; see docs/objectives.md)")
+    tr.add_argument("--gdt-shift", type=int, default=0,
+                    help="neighbouring clips up to N apart are positives (gdt objectives: default 1)")
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run")
 
     mo = sub.add_parser("models", help="list the library's models, or switch with 'models use ID'")
@@ -67,6 +74,7 @@ def _train(args, lib) -> int:
             lr=args.lr,
             weights=tuple(args.weights),
             gdt_shift=args.gdt_shift,
+            objective=args.objective,
             resume=args.resume,
         ):
             _draw(progress)

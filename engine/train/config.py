@@ -53,6 +53,8 @@ class TrainConfig:
         if (self.epochs is not None and self.epochs <= 0) or (self.minutes is not None and self.minutes <= 0):
             raise TrainingError("epochs and minutes must be positive")
         self.weights = (float(self.weights[0]), float(self.weights[1]))
+        if self.objective.startswith("gdt") and self.gdt_shift == 0:
+            self.gdt_shift = 1  # GDT's time-shift transformation needs neighbouring clips in each batch
 
     def as_dict(self) -> dict:
         """JSON-serialisable (stored in checkpoints and in the published model's report)."""

@@ -30,6 +30,7 @@ class TrainingData:
     sentences: torch.Tensor  # [S, 384] float32 MiniLM features (input of heads.project_text)
     sentence_ids: torch.Tensor  # [S] int64 transcripts row ids
     clip_sentences: list[np.ndarray]  # per clip, indices into ``sentences``
+    sentence_heard: torch.Tensor | None = None  # [S] bool: a sound caption ('heard'), not speech
 
     def __len__(self) -> int:
         return len(self.clip_ids)
@@ -39,7 +40,7 @@ class TrainingData:
         index = torch.from_numpy(np.asarray(rows, np.int64))
         return TrainingData(self.clip_ids[rows], self.keys[index], self.video[index], self.audio[index],
                             self.has_audio[index], self.sentences, self.sentence_ids,
-                            [self.clip_sentences[int(r)] for r in rows])
+                            [self.clip_sentences[int(r)] for r in rows], self.sentence_heard)
 
     def summary(self) -> dict:
         with_text = sum(1 for s in self.clip_sentences if len(s))
@@ -92,7 +93,7 @@ def _load_features(db: sqlite_utils.Database, backbone_id: str | None, vision_di
 
 def _load_sentences(db: sqlite_utils.Database, clip_ids: np.ndarray, window: float, text_dim: int):
     rows = db.conn.execute(
-        "SELECT c.id, t.id, t.vec FROM clips c JOIN transcripts t ON t.video_id = c.video_id "
+        "SELECT c.id, t.id, t.vec, t.kind FROM clips c JOIN transcripts t ON t.video_id = c.video_id "
         "AND t.start < c.end + ? AND t.end > c.start - ? "
         "WHERE t.vec IS NOT NULL AND t.kind IN ('said', 'heard') ORDER BY t.id",
         (window, window),
@@ -100,18 +101,20 @@ def _load_sentences(db: sqlite_utils.Database, clip_ids: np.ndarray, window: flo
     sentence_index: dict[int, int] = {}
     vectors: list[np.ndarray] = []
     per_clip: dict[int, list[int]] = defaultdict(list)
-    for clip_id, sentence_id, blob in rows:
+    heard: list[bool] = []
+    for clip_id, sentence_id, blob, kind in rows:
         if sentence_id not in sentence_index:
             vec = from_blob(blob, "float32")
             if len(vec) != text_dim:
                 continue  # written by another text tower
             sentence_index[sentence_id] = len(vectors)
             vectors.append(vec)
+            heard.append(kind == "heard")
         per_clip[clip_id].append(sentence_index[sentence_id])
     sentences = np.stack(vectors) if vectors else np.zeros((0, text_dim), np.float32)
     ids = np.array(list(sentence_index), np.int64)
     clip_sentences = [np.array(per_clip.get(int(c), []), np.int64) for c in clip_ids]
-    return sentences, ids, clip_sentences
+    return sentences, ids, clip_sentences, np.array(heard, bool)
 
 
 def load_training_data(
@@ -130,7 +133,7 @@ def load_training_data(
     vision_dim, audio_dim = vision_dim or default.vision_dim, audio_dim or default.audio_dim
     text_dim = text_dim or default.text_dim
     clip_ids, keys, video, audio, has_audio = _load_features(db, backbone_id, vision_dim, audio_dim, tail_id)
-    sentences, sentence_ids, clip_sentences = _load_sentences(db, clip_ids, window, text_dim)
+    sentences, sentence_ids, clip_sentences, heard = _load_sentences(db, clip_ids, window, text_dim)
     return TrainingData(
         clip_ids,
         torch.from_numpy(keys),
@@ -140,6 +143,7 @@ def load_training_data(
         torch.from_numpy(sentences),
         torch.from_numpy(sentence_ids),
         clip_sentences,
+        torch.from_numpy(heard),
     )
 
 
@@ -152,6 +156,7 @@ class Batch:
     text: torch.Tensor  # [S_b, 384] the sentences of the batch's clips
     text_ids: torch.Tensor  # [S_b] transcripts row ids
     text_mask: torch.Tensor  # [B, S_b] bool: sentence j is a positive of clip i
+    text_heard: torch.Tensor | None = None  # [S_b] bool: sentence j is a sound caption ('heard')
 
 
 def make_batch(data: TrainingData, rows: np.ndarray, device: torch.device) -> Batch:
@@ -174,6 +179,8 @@ def make_batch(data: TrainingData, rows: np.ndarray, device: torch.device) -> Ba
         "text": data.sentences[used_t],
         "text_ids": data.sentence_ids[used_t],
         "text_mask": text_mask,
+        "text_heard": (data.sentence_heard[used_t] if data.sentence_heard is not None
+                       else torch.zeros(len(used), dtype=torch.bool)),
     }
     return Batch(**{k: _to_device(v, device) for k, v in parts.items()})
 

@@ -64,6 +64,8 @@ def register(name: str) -> Callable:
 
 def make_objective(name: str, cfg, parent) -> Objective:
     """The objective called ``name`` for this run; TrainingError for an unknown name."""
+    import engine.train.mmv_family  # noqa: F401  (registers simclr, barlow, swav, gdt, gdt-td, avlnet)
+
     if name not in OBJECTIVES:
         raise TrainingError(f"unknown training objective {name!r}; known: {', '.join(sorted(OBJECTIVES))}")
     return OBJECTIVES[name](cfg, parent)

@@ -37,7 +37,11 @@ class TrainingRun:
         self.twin = momentum_copy(heads)
         # The parent as loaded (before calibration): the reference of the objective's keep terms.
         self.objective = make_objective(cfg.objective, cfg, momentum_copy(heads))
-        self.params = [p for p in heads.parameters() if p.requires_grad]
+        # An objective may train parameters of its own (SwAV's prototypes): ``parameters()``, ``to()``.
+        own = list(self.objective.parameters()) if hasattr(self.objective, "parameters") else []
+        if own:
+            self.objective.to(device)
+        self.params = [p for p in heads.parameters() if p.requires_grad] + own
         groups = [{"params": self.params, "lr_scale": 1.0}]
         if deep is not None:
             groups.append({"params": list(deep.tail.parameters()), "lr_scale": cfg.tail_lr_scale})
@@ -81,6 +85,8 @@ class TrainingRun:
             queue.load_state_dict(ckpt["queues"][name])
         self.state = RunState(int(ckpt["step"]), float(ckpt["elapsed_s"]), list(ckpt["history"]))
         self.metrics_before = dict(ckpt["metrics_before"])
+        if "objective" in ckpt:
+            self.objective.load_state_dict(ckpt["objective"])
 
     def save_resume(self, path: Path) -> None:
         atomic_torch_save(
@@ -98,6 +104,7 @@ class TrainingRun:
                 "scaler": self.scaler.state_dict(),
                 "queues": {n: q.state_dict() for n, q in self.queues.items()},
                 "metrics_before": self.metrics_before,
+                **({"objective": self.objective.state_dict()} if hasattr(self.objective, "state_dict") else {}),
             },
             path,
         )

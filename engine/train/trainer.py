@@ -70,7 +70,10 @@ def train(lib, *, token: CancelToken, resume: bool = False, **options) -> Iterat
     else:
         run.calibrate_centres()
     yield from run.loop(token, resume_path)
-    yield from publish(lib, run.heads, run.report(), token=token, device=device, tail=run.tail_update(base))
+    for p in publish(lib, run.heads, run.report(), token=token, device=device, tail=run.tail_update(base)):
+        if p.stage == "done" and hasattr(run.objective, "publish"):  # e.g. SwAV's prototypes, for Topics
+            run.objective.publish(Path(lib.paths.models_dir), p.info["model_id"])
+        yield p
     resume_path.unlink(missing_ok=True)
     run.deep = deep = None  # unmap the trunk cache before deleting it (Windows refuses to delete mapped files)
     remove_cache(lib.paths.models_dir)
