@@ -34,7 +34,7 @@ from engine.ocr.reader import TextReader
 from engine.ocr.words import joined_word_splits
 from tests.text_frames import VOCABULARY, TextEvent, labelled_frames, make_text_video, random_style
 
-SECTIONS = ("engines", "generated", "generated_search", "shared_media")
+SECTIONS = ("engines", "generated", "generated_search", "shared_media", "latency")
 QUERIES = ["a dog", "people applauding", "a drum kit", "fireworks at night", "a car engine", "a baby crying",
            "someone chopping wood", "a boat on the water", "a man hitting a bag", "a gun shot"]
 
@@ -212,14 +212,56 @@ def bench_media(root: Path, frames_per_clip: tuple[int, ...] = (1, 2)) -> dict:
             "videos_with_text": len(read), "read": read}
 
 
+def bench_latency(root: Path, rounds: int = 5) -> dict:
+    """Query latency with and without the read channel, interleaved query by query on the same
+    library (the shared media, read), so that the machine's load drifts out of the difference."""
+    from engine.api import Library
+    from engine.search.searcher import Searcher
+
+    lib = Library(root, device="cpu")
+    searcher = lib.searcher()
+    with_read, without_read, channel = [], [], []
+    searcher.search_text("warm up", 10)
+    original = Searcher._read_hits
+    for _ in range(rounds):
+        for q in QUERIES:
+            t0 = time.perf_counter()
+            searcher.search_text(q, 10)
+            with_read.append(time.perf_counter() - t0)
+            Searcher._read_hits = lambda self, text, tvec: []
+            try:
+                t0 = time.perf_counter()
+                searcher.search_text(q, 10)
+                without_read.append(time.perf_counter() - t0)
+            finally:
+                Searcher._read_hits = original
+            tfeat, _ = searcher.model.text_query(q)
+            t0 = time.perf_counter()
+            searcher._read_hits(q, tfeat)
+            channel.append(time.perf_counter() - t0)
+    rows = lib.db.conn.execute("SELECT COUNT(*) FROM screen_text").fetchone()[0]
+    lib.close()
+    diff = np.asarray(with_read) - np.asarray(without_read)
+    return {"queries": len(with_read), "screen_text_rows": rows,
+            "ms_median_with_read": 1000 * float(np.median(with_read)),
+            "ms_median_without_read": 1000 * float(np.median(without_read)),
+            "ms_paired_difference": estimate(1000 * diff, stat=np.median).to_dict(),
+            "ms_read_channel_alone_median": 1000 * float(np.median(channel)), "load": load()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--skip-engines", action="store_true")
     ap.add_argument("--skip-generated", action="store_true")
     ap.add_argument("--skip-media", action="store_true")
+    ap.add_argument("--latency-only", action="store_true", help="only the latency section (library already read)")
     ap.add_argument("--library", type=Path, default=Path("/tmp/mmvsearch-bench-ocr-lib"))
     args = ap.parse_args()
     out: dict = {"engine": "rapidocr-onnxruntime 1.4.4 (PP-OCRv4 det + rec, ONNX, 1 thread)", "load_start": load()}
+    if args.latency_only:
+        args.skip_engines = args.skip_generated = args.skip_media = True
+        out["latency"] = bench_latency(args.library)
+        print(out["latency"])
     if not args.skip_engines:
         out["engines"] = bench_engines()
         print("engines", {k: (v["word_recall"]["value"], v["ms_per_frame_median"]) for k, v in out["engines"].items()})

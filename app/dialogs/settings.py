@@ -81,6 +81,12 @@ class SettingsDialog(QDialog):
         self.transcribe.setChecked(bool(s.transcribe))
         form.addRow("Speech", self.transcribe)
 
+        self.read_text = QCheckBox("Read text on screen: titles, signs, scores (slower indexing)")
+        self.read_text.setChecked(bool(getattr(s, "read_text", False)))
+        self.read_text.setToolTip("OCR of sampled frames after indexing. Turning it on reads the videos "
+                                  "already in the library too, without indexing them again.")
+        form.addRow("On-screen text", self.read_text)
+
         self.watch = QCheckBox("Watch the library's folders and index new videos automatically")
         self.watch.setChecked(bool(getattr(s, "watch_folders", [])))
         form.addRow("Folders", self.watch)
@@ -128,6 +134,7 @@ class SettingsDialog(QDialog):
         s.device = self.device.currentData()
         s.clip_seconds = float(self.clip.value())
         s.transcribe = self.transcribe.isChecked()
+        s.read_text = self.read_text.isChecked()
         s.excluded_patterns = [ln.strip() for ln in self.excluded.toPlainText().splitlines() if ln.strip()]
         if not self.watch.isChecked():
             s.watch_folders = []

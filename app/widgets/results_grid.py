@@ -23,7 +23,7 @@ from engine.search.moments import Moment
 THUMB = QSize(192, 108)
 CARD = QSize(208, 196)
 REASON_COLOURS = {"seen": "#2f855a", "heard": "#2b6cb0", "said": "#9c4221", "read": "#6b46c1"}
-READ_CHIP_MAX = 120  # px: the 'read' chip shows the words read, elided
+READ_CHIP_MAX = 150  # px: the 'read' chip shows the words read, elided
 MomentRole = Qt.ItemDataRole.UserRole + 1
 Index = QModelIndex | QPersistentModelIndex
 

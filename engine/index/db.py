@@ -158,8 +158,8 @@ END;
 """
 
 
-# On-screen text (engine/ocr). Self-contained (IF NOT EXISTS), so a library of any earlier version
-# gains it on open; same columns as transcripts, so engine.speech.store searches it as it is.
+# On-screen text (engine/ocr), schema 4 (engine.index.migrations._to_4 adds it to older libraries);
+# the same columns as transcripts, so engine.speech.store searches it as it is.
 OCR_SCHEMA = """
 CREATE TABLE IF NOT EXISTS screen_text (
     id INTEGER PRIMARY KEY,

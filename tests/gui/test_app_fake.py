@@ -300,14 +300,35 @@ def test_settings_dialog_saves(qtbot, make_window, fake_lib, monkeypatch):
     dlg.device.setCurrentIndex(dlg.device.findData("cpu"))
     dlg.clip.setValue(2.5)
     dlg.transcribe.setChecked(False)
+    assert not dlg.read_text.isChecked()   # on-screen text is off by default (docs/ocr.md)
+    dlg.read_text.setChecked(True)
     dlg.excluded.setPlainText("*/tmp/*\n\n*.part\n")
     assert not dlg.library_changed()
     dlg.apply()
     from engine.library import Settings
 
     saved = Settings.load(fake_lib.paths.settings)
-    assert (saved.device, saved.clip_seconds, saved.transcribe) == ("cpu", 2.5, False)
+    assert (saved.device, saved.clip_seconds, saved.transcribe, saved.read_text) == ("cpu", 2.5, False, True)
     assert saved.excluded_patterns == ["*/tmp/*", "*.part"]
+
+
+def test_read_chip_shows_the_words_read(qtbot):
+    from PySide6.QtGui import QPainter, QPixmap
+
+    from app.widgets.results_grid import chip_label
+    from engine.search.moments import Moment
+
+    m = Moment(1, "/v/a.mp4", 4.0, 10.0, 2.0, [1], 1, 4.0, ["read", "seen"], read_text="EXIT 12")
+    pix = QPixmap(10, 10)
+    p = QPainter(pix)
+    try:
+        assert chip_label(p, "read", m) == "read “EXIT 12”"
+        assert chip_label(p, "seen", m) == "seen"
+        m.read_text = "a very long sign " * 10
+        label = chip_label(p, "read", m)
+        assert label.startswith("read “a very") and label.endswith("…")
+    finally:
+        p.end()
 
 
 def test_finetune_disabled_without_engine_support(qtbot, make_window, fake_lib):
