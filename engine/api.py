@@ -137,7 +137,10 @@ class Library:
                 if progress.stage == "cancelled":
                     return
             if self.settings.read_text if read_text is None else read_text:
-                yield from _read_text_stage(self, token)
+                for progress in _read_text_stage(self, token):
+                    yield progress
+                    if progress.stage == "cancelled":
+                        return
             if final is not None:
                 yield final
         finally:

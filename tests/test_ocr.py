@@ -184,3 +184,47 @@ def test_words_on_screen_find_the_moment_with_reason_read(text_library, query, e
     assert top.start <= ev.start and top.end >= ev.end   # covers the whole time the text is on screen
     assert top.end - top.start <= (ev.end - ev.start) + 8.0   # ... and is a moment, not the whole video
     assert top.to_json()["read_text"] == top.read_text
+
+
+# ---- the catch-up stage, with a stand-in reader (no models) ------------------------------------
+class StubReader:
+    """Reads 'HELLO WORLD' on every frame; counts the frames it was given (the generated
+    background moves, so no frame is skipped as a duplicate)."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def read(self, frame_bgr: np.ndarray) -> list[TextLine]:
+        self.frames += 1
+        assert frame_bgr.ndim == 3 and max(frame_bgr.shape[:2]) <= 640
+        return [TextLine("HELLO WORLD", 0.9, (0, 0, 10, 10))]
+
+
+def test_catch_up_reads_every_unread_video_once_and_resumes_after_cancel(db, tmp_path):
+    from types import SimpleNamespace
+
+    from engine.errors import Cancelled
+    from engine.jobs import CancelToken
+    from engine.library import Settings
+    from engine.ocr.catchup import read_library
+
+    for vid, name in ((1, "a.mp4"), (2, "b.mp4")):
+        path = make_text_video(tmp_path / name, [], 12.0, size=(320, 180), fps=5, seed=vid)
+        db.conn.execute("UPDATE videos SET path = ? WHERE id = ?", (str(path), vid))
+    lib = SimpleNamespace(db=db, settings=Settings())
+    embed = lambda texts: np.ones((len(texts), 3), np.float32)
+    token, reader = CancelToken(), StubReader()
+    progress = []
+    with pytest.raises(Cancelled):
+        for p in read_library(lib, token, reader=reader, embed=embed):
+            progress.append(p)
+            if p.done > 0:
+                token.cancel()   # after the first video: it is kept, the second stays unread
+    assert [r[0] for r in unread_videos(db.conn)] == [2]
+    progress = list(read_library(lib, CancelToken(), reader=reader, embed=embed))
+    assert progress[-1].stage == "read" and progress[-1].done == pytest.approx(12.0)
+    assert unread_videos(db.conn) == [] and list(read_library(lib, CancelToken(), reader=reader, embed=embed)) == []
+    rows = db.conn.execute("SELECT video_id, start, end, text FROM screen_text ORDER BY video_id, start").fetchall()
+    # the same text all along: one row per clip, together covering each whole video
+    assert rows == [(v, s, e, "HELLO WORLD") for v in (1, 2) for s, e in WINDOWS]
+    assert reader.frames == 2 * 2 * len(WINDOWS)   # 2 frames per clip, each video read once
