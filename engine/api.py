@@ -181,9 +181,12 @@ class Library:
 
     # ---- search -------------------------------------------------------------------------
     def searcher(self):
+        from engine.models.upgrade import needs_catch_up
         from engine.search.searcher import Searcher
 
         if self._searcher is None:
+            if needs_catch_up(self):
+                self._embed_missing(self.load_models())
             # A loaded (warm) torch model serves queries as it is; otherwise the torch-free query
             # model (engine.models.query_model) answers text queries without importing torch.
             model = self._model if self._model is not None else self._query_model()
@@ -194,6 +197,19 @@ class Library:
         from engine.models.query_model import load_query_model
 
         return load_query_model(self)
+
+    def _embed_missing(self, model) -> None:
+        """Re-project stored clips the loaded model has no vectors for (after an upgrade of the
+        packaged heads), unless a job is writing: that job (indexing) does it instead."""
+        from engine.train.models import embed_missing
+
+        if not self._writer_lock.acquire(blocking=False):
+            return
+        try:
+            for _ in embed_missing(self, model):
+                pass
+        finally:
+            self._writer_lock.release()
 
     def search_text(self, text: str, top_k: int = 20) -> SearchResult:
         return self.searcher().search_text(text, top_k)

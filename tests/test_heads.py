@@ -63,3 +63,39 @@ def test_heads_are_the_same_on_every_machine():
 def test_imagenet_class_names_ship_with_the_project():
     classes = imagenet_classes()
     assert len(classes) == 1000 and classes[0][1].startswith("tench") and all(c[2] for c in classes[:10])
+
+
+def test_audio_head_reads_the_centred_whisper_mean_and_keeps_its_cosines_exactly():
+    centre = torch.randn(CFG.audio_head_dim)
+    g = torch.Generator().manual_seed(1)
+    heads = FACHeads(CFG, torch.zeros(1000, CFG.vision_dim), torch.zeros(1000),
+                     F.normalize(torch.randn(1000, CFG.vat_dim, generator=g), dim=-1), centre)
+    stored = torch.randn(6, CFG.audio_dim, generator=g)  # Whisper mean | std | spectrogram CNN
+    query = stored[:, :768].clone()  # a query's features: Whisper mean and std only
+    va = heads.project_audio(stored)["va"]
+    assert torch.allclose(va, heads.project_audio(query)["va"], atol=1e-6)  # the CNN half is not read
+    noisy = stored.clone()
+    noisy[:, CFG.audio_head_dim:] = torch.randn(6, CFG.audio_dim - CFG.audio_head_dim, generator=g)
+    assert torch.allclose(va, heads.project_audio(noisy)["va"], atol=1e-6)
+    x = F.normalize(stored[:, : CFG.audio_head_dim] - centre, dim=-1)
+    assert torch.allclose(va @ va.T, x @ x.T, atol=1e-5)  # semi-orthogonal 384 -> 1024: an isometry
+
+
+def test_shipped_audio_centre_fits_the_config():
+    from engine.models.audio import load_audio_centre
+
+    centre = load_audio_centre(CFG.audio_centre)
+    assert centre.shape == (CFG.audio_head_dim,) and centre.dtype.name == "float32"
+    assert 0 < float((centre**2).sum()) ** 0.5 < 100
+
+
+def test_shipped_audio_centre_is_the_one_of_heads_version_2():
+    """The centre is part of the packaged model mmv-base-v2: changing it needs a new heads_version
+    (libraries then re-project), never a silent edit."""
+    import hashlib
+
+    from engine.resources import resource_path
+
+    assert CFG.heads_version == 2 and CFG.audio_centre == "whisper_mean_centre_v2.npy"
+    digest = hashlib.sha256(resource_path("models", CFG.audio_centre).read_bytes()).hexdigest()
+    assert digest == "9bd1869d95ef9f0c2597412f391229feba01ac6372cbad45c2dc6779d6cf48b1"

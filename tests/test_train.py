@@ -12,13 +12,14 @@ from engine.errors import Cancelled, ModelError, TrainingError
 from engine.index.ann import AnnIndex, index_path
 from engine.index.db import from_blob
 from engine.jobs import CancelToken
+from engine.models.config import get_config
 from engine.models.heads import FACHeads
 from engine.train.checkpoint import load_heads_state
 from engine.train.reproject import SPACE_MODALITIES
 from engine.train.synthetic import SyntheticSpec, fake_base_model, write_synthetic_library
 from engine.train.trainer import RESUME_FILE
 
-BASE = "mmv-base-v1"
+BASE = get_config("mmv-base").base_model_id
 
 
 @pytest.fixture()
@@ -255,7 +256,7 @@ def test_cli_train_models_and_use(library, capsys):
     assert "step 6/6" in err and "nce" in err and "clips/s" in err and "new model ft-" in err
     assert run_command(parse(["models"]), lambda: library) == 0
     listing = capsys.readouterr().out.splitlines()
-    assert listing[0].startswith("  mmv-base-v1") and listing[1].startswith("* ft-")
+    assert listing[0].startswith(f"  {BASE}") and listing[1].startswith("* ft-")
     assert run_command(parse(["models", "use", BASE]), lambda: library) == 0
     assert library.active_model_id == BASE
     assert run_command(parse(["status"]), lambda: library) is None  # not a training command

@@ -53,6 +53,9 @@ def index_paths(lib: Library, paths: list[Path], token: CancelToken, transcribe:
         return
     yield Progress("load", message="loading models")
     model = lib.load_models()
+    from engine.train.models import embed_missing
+
+    yield from embed_missing(lib, model, token)  # clips indexed under older packaged heads: no decoding
     model.load_all()  # now, while the user sees "loading models", not in the middle of the first video
     transcriber = _transcriber(model) if transcribe else None
     yield from _index_files(lib, model, plan.to_index, token, transcriber, summary)

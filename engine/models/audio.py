@@ -8,9 +8,13 @@
    as an image (1280-d), as in the ImageNet-pretrained spectrogram CNNs of audio tagging. Its
    weights are shared with the vision tower, so it costs no memory.
 
-The two views are complementary: on the shared media, ESC-50 -> video retrieval R@5 was 0.58 with
-Whisper alone, 0.88 with the spectrogram CNN alone and 0.92 with both (bench/bench_retrieval.py).
-A clip's audio feature is their concatenation (768 + 1280 = 2048-d); the heads normalise each part.
+A clip's stored audio feature is their concatenation (768 + 1280 = 2048-d). The heads read only
+the Whisper frame mean, centred on a fixed centre shipped with the model (``load_audio_centre``):
+chosen on the tune side of the split (bench/tune_audio.py, docs/evaluation.md), where it found
+the right sounds and videos more often than the spectrogram half, which had been picked on the
+very media it was measured on and did not transfer to new media. A query recording goes through
+the same Whisper encoder and the same frame-mean pooling as a clip (``query_features``) and needs
+no CNN. The stored spectrogram features stay for fine-tuned models and later heads.
 """
 
 from __future__ import annotations
@@ -82,6 +86,24 @@ class WhisperAudioBackbone:
 
     def features(self, wave: np.ndarray, windows: list[tuple[float, float]]) -> np.ndarray:
         return self.pool(self.frame_features(wave), windows)
+
+
+def query_features(whisper: WhisperAudioBackbone, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """[1, 768]: a whole recording as one window, pooled exactly as a clip's window is (frame mean
+    and std of the encoder frames inside it): what the heads read of a query."""
+    duration = max(len(wave) / sample_rate, MIN_SAMPLES / sample_rate)
+    return whisper.pool(whisper.frame_features(wave), [(0.0, duration)])
+
+
+def load_audio_centre(name: str) -> np.ndarray:
+    """The fixed centre of the Whisper frame means (float32 [384]) shipped in resources/models/."""
+    from engine.resources import resource_path
+
+    try:
+        centre = np.load(resource_path("models", name), allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read the audio centre {name}: {exc}") from exc
+    return centre.astype(np.float32)
 
 
 SPEC_SIZE = 224

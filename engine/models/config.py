@@ -13,12 +13,16 @@ class ModelConfig:
     audio_backbone: str = "whisper-tiny.en-encoder"
     text_backbone: str = "all-MiniLM-L6-v2"
     vision_dim: int = 1280
-    audio_dim: int = 2048         # Whisper encoder mean+std (768) + spectrogram CNN (1280)
-    audio_split: int = 768        # where the two audio views meet (each is normalised on its own)
+    audio_dim: int = 2048         # stored: Whisper encoder mean+std (768) + spectrogram CNN (1280)
+    # What the audio heads read of it: the first ``audio_head_dim`` values, the Whisper encoder's
+    # frame mean, centred on a fixed centre shipped with the model (resources/models/). Chosen on
+    # the tune split only (docs/evaluation.md): it transfers, the spectrogram CNN half did not.
+    audio_head_dim: int = 384
+    audio_centre: str = "whisper_mean_centre_v2.npy"
     text_dim: int = 384
     # Joint spaces (FAC): fine video-audio space and coarse video-audio-text space.
-    va_dim: int = 1024           # MMV used 512; our audio input is 2048-d, and a 512-d random projection
-                                  # lost sound-alike recall (ESC-50 -> video R@5 0.85 vs 0.96 at 1024)
+    va_dim: int = 1024           # MMV used 512; a 512-d random projection of the 1280-d video features
+                                  # loses look-alike geometry (the 384-d audio input fits exactly)
     vat_dim: int = 384            # = text_dim: the text tower's geometry is kept out of the box
     # Preprocessing; changing any of these changes backbone_id (stored features are then stale).
     image_size: int = 224
@@ -30,6 +34,10 @@ class ModelConfig:
     # 14 leaves the last two 7x7 blocks and the 1x1 head conv trainable, 1.5 M parameters).
     deep_from_block: int = 14
     seed: int = 20201122          # fixed seed: the untrained heads are identical on every machine
+    # Version of the packaged heads: a new version gets a new base model id, so libraries indexed
+    # with older heads re-project their stored features (no decoding) instead of mixing vectors.
+    # v1: both audio halves, each normalised; v2: centred Whisper frame mean.
+    heads_version: int = 2
 
     @property
     def backbone_id(self) -> str:
@@ -39,7 +47,7 @@ class ModelConfig:
     @property
     def base_model_id(self) -> str:
         """Id of the packaged (untrained) model of this config; fine-tuned ids are ``ft-...``."""
-        return f"{self.name}-v1"
+        return f"{self.name}-v{self.heads_version}"
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -2,13 +2,17 @@
 
 Shapes (N clips, T frames per clip):
     project_video(vfeat [N, T, 1280]) -> {"va": [N, 1024], "vat": [N, 384]}
-    project_audio(afeat [N, 2048])    -> {"va": [N, 1024], "vat": [N, 384]}
+    project_audio(afeat [N, >=384])   -> {"va": [N, 1024], "vat": [N, 384]}  (stored 2048-d features,
+                                         or a query's Whisper mean (+ std); the heads read the mean)
     project_text(tfeat [N, 384])      -> [N, 384]  (vat)
 All outputs are L2-normalised.
 
 Initialisation is chosen so that the untrained model already works and training only improves it:
 - ``va`` heads are semi-orthogonal projections (seeded), which keep cosine similarities of the
-  backbone features, so sound-alike and look-alike search work before any training;
+  backbone features, so sound-alike and look-alike search work before any training (the 384-d
+  audio input goes into 1024-d exactly: cosines of the centred Whisper means are preserved);
+- the audio input is the Whisper encoder's frame mean minus a fixed centre shipped with the model
+  (engine.models.audio.load_audio_centre): the same for a query and for a clip, whatever the library;
 - video ``vat`` is the ConSE bridge plus a zero-initialised residual from ``va`` (FAC: the coarse
   space is reached through the fine one), so out of the box it *is* ConSE;
 - the text head is the identity on MiniLM features;
@@ -47,19 +51,21 @@ class TemporalPool(nn.Module):
 
 class FACHeads(nn.Module):
     def __init__(self, cfg: ModelConfig, classifier_weight: torch.Tensor, classifier_bias: torch.Tensor,
-                 class_text: torch.Tensor):
+                 class_text: torch.Tensor, audio_centre: torch.Tensor | None = None):
         super().__init__()
         self.cfg = cfg
         g = torch.Generator().manual_seed(cfg.seed)
         self.temporal = TemporalPool(cfg.vision_dim)
         self.video_va = nn.Linear(cfg.vision_dim, cfg.va_dim, bias=False)
-        self.audio_va = nn.Linear(cfg.audio_dim, cfg.va_dim, bias=False)
+        self.audio_va = nn.Linear(cfg.audio_head_dim, cfg.va_dim, bias=False)
         self.video_va.weight.data.copy_(_semi_orthogonal(cfg.va_dim, cfg.vision_dim, g))
-        self.audio_va.weight.data.copy_(_semi_orthogonal(cfg.va_dim, cfg.audio_dim, g))
+        self.audio_va.weight.data.copy_(_semi_orthogonal(cfg.va_dim, cfg.audio_head_dim, g))
         # Feature centres: subtracting the mean removes the component every clip shares, which
-        # otherwise dominates cosine similarity of post-activation features. Zero until calibrated.
+        # otherwise dominates cosine similarity. Video: zero until calibrated on a library. Audio:
+        # the fixed centre of the config (part of the packaged model, saved with fine-tuned heads).
         self.register_buffer("video_center", torch.zeros(cfg.vision_dim))
-        self.register_buffer("audio_center", torch.zeros(cfg.audio_dim))
+        self.register_buffer("audio_center", audio_centre.detach().clone().float() if audio_centre is not None
+                             else torch.zeros(cfg.audio_head_dim))
         self.video_va_to_vat = nn.Linear(cfg.va_dim, cfg.vat_dim)
         nn.init.zeros_(self.video_va_to_vat.weight)
         nn.init.zeros_(self.video_va_to_vat.bias)
@@ -89,10 +95,8 @@ class FACHeads(nn.Module):
         return {"va": va, "vat": vat}
 
     def audio_input(self, afeat: torch.Tensor) -> torch.Tensor:
-        """Centre, then give the Whisper and spectrogram-CNN parts equal weight (each unit length)."""
-        x = afeat.float() - self.audio_center
-        k = self.cfg.audio_split
-        return torch.cat([F.normalize(x[..., :k], dim=-1), F.normalize(x[..., k:], dim=-1)], dim=-1) / 2**0.5
+        """The Whisper frame mean (the first values of a stored or query feature), centred, unit length."""
+        return F.normalize(afeat[..., : self.cfg.audio_head_dim].float() - self.audio_center, dim=-1)
 
     def project_audio(self, afeat: torch.Tensor) -> dict[str, torch.Tensor]:
         va = F.normalize(self.audio_va(self.audio_input(afeat)), dim=-1)

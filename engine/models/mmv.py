@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from engine.models.audio import AudioTower
+from engine.models.audio import AudioTower, WhisperAudioBackbone
 from engine.models.config import ModelConfig
 from engine.models.heads import FACHeads
 from engine.models.text import TextBackbone
@@ -69,6 +69,13 @@ class MMVModel:
     @property
     def audio(self) -> AudioTower:
         return self._tower("audio")
+
+    @property
+    def whisper(self) -> WhisperAudioBackbone:
+        """The Whisper encoder alone (the audio tower's first half): all an audio query needs."""
+        if "whisper" not in self._factories:
+            return self.audio.whisper
+        return self._tower("whisper")
 
     @property
     def text(self) -> TextBackbone:
@@ -150,9 +157,13 @@ class MMVModel:
         return self.encode_video(frames)
 
     def encode_audio(self, wave: np.ndarray) -> dict[str, np.ndarray]:
-        """A whole recording as one clip."""
-        dur = max(len(wave) / self.config.sample_rate, 0.2)
-        return self.project_audio(self.audio_features(wave, [(0.0, dur)]))
+        """A whole recording as one clip window: the Whisper encoder and the frame pooling of a clip
+        (engine.models.audio.query_features); the spectrogram CNN is not needed, the heads do not
+        read it."""
+        from engine.models.audio import query_features
+
+        feats = query_features(self.whisper, wave, self.config.sample_rate)
+        return self.project_audio(torch.from_numpy(feats))
 
     def encode_text(self, texts: list[str]) -> np.ndarray:
         return self.project_text(self.text_features(texts))

@@ -27,7 +27,7 @@ from engine.models.config import ModelConfig
 if TYPE_CHECKING:
     from engine.models.mmv import MMVModel
 
-FORMAT = "query-heads-v1"
+FORMAT = "query-heads-v2"  # v2: the audio head reads the centred Whisper mean (mmv-base-v2)
 HEAD_ARRAYS = ("text_w", "text_b", "class_text", "audio_center", "audio_va_w", "audio_vat_w", "audio_vat_b")
 
 
@@ -40,7 +40,7 @@ class QueryHeads:
     """The heads' query-side weights (see engine.models.heads.FACHeads), float32."""
 
     arrays: dict[str, np.ndarray]
-    audio_split: int
+    audio_head_dim: int  # the audio head reads this many leading values (the Whisper frame mean)
     source: str  # what they were exported from (checkpoint name, size, mtime), to detect staleness
 
     @property
@@ -52,9 +52,8 @@ class QueryHeads:
         return _normalise(np.asarray(tfeat, np.float32) @ a["text_w"].T + a["text_b"])
 
     def project_audio(self, afeat: np.ndarray) -> dict[str, np.ndarray]:
-        a, k = self.arrays, self.audio_split
-        x = np.asarray(afeat, np.float32) - a["audio_center"]
-        x = np.concatenate([_normalise(x[..., :k]), _normalise(x[..., k:])], axis=-1) / np.float32(2 ** 0.5)
+        a, k = self.arrays, self.audio_head_dim
+        x = _normalise(np.asarray(afeat, np.float32)[..., :k] - a["audio_center"])
         va = _normalise(x @ a["audio_va_w"].T)
         return {"va": va, "vat": _normalise(va @ a["audio_vat_w"].T + a["audio_vat_b"])}
 
@@ -65,14 +64,14 @@ class QueryHeads:
                    "audio_center": heads.audio_center, "audio_va_w": heads.audio_va.weight,
                    "audio_vat_w": heads.audio_va_to_vat.weight, "audio_vat_b": heads.audio_va_to_vat.bias}
         arrays = {k: v.detach().cpu().float().numpy().copy() for k, v in tensors.items()}
-        return QueryHeads(arrays, int(heads.cfg.audio_split), source)
+        return QueryHeads(arrays, int(heads.cfg.audio_head_dim), source)
 
     def save(self, path: Path) -> None:
         """Temp file and rename: a reader never sees half an export."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
         np.savez(tmp, format=np.array(FORMAT), source=np.array(self.source),
-                 audio_split=np.array(self.audio_split), **self.arrays)
+                 audio_head_dim=np.array(self.audio_head_dim), **self.arrays)
         os.replace(tmp, path)
 
     @staticmethod
@@ -82,7 +81,7 @@ class QueryHeads:
             with np.load(path) as f:
                 if str(f["format"]) != FORMAT or str(f["source"]) != source:
                     return None
-                return QueryHeads({k: f[k] for k in HEAD_ARRAYS}, int(f["audio_split"]), source)
+                return QueryHeads({k: f[k] for k in HEAD_ARRAYS}, int(f["audio_head_dim"]), source)
         except (OSError, KeyError, ValueError):
             return None
 

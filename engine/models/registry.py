@@ -38,7 +38,7 @@ def _conse_cache(cfg: ModelConfig) -> Path:
 
 def create_model(name: str = DEFAULT_MODEL, device: str = "auto", precision: str = "auto") -> MMVModel:
     """Build the base model of config ``name`` on ``device`` (auto|cpu|cuda|mps)."""
-    from engine.models.audio import AudioTower, WhisperAudioBackbone
+    from engine.models.audio import AudioTower, WhisperAudioBackbone, load_audio_centre
     from engine.models.heads import FACHeads
     from engine.models.mmv import MMVModel
     from engine.models.text import TextBackbone
@@ -58,12 +58,15 @@ def create_model(name: str = DEFAULT_MODEL, device: str = "auto", precision: str
 
     vision = cached("vision", lambda: VisionBackbone(choice.device, choice.dtype, split=cfg.deep_from_block))
     text = cached("text", lambda: TextBackbone(choice.device))
-    # The spectrogram CNN of the audio tower shares the vision tower's weights (and its instance).
-    audio = cached("audio", lambda: AudioTower(WhisperAudioBackbone(choice.device), vision()))
+    # The spectrogram CNN of the audio tower shares the vision tower's weights (and its instance);
+    # an audio query needs only the Whisper encoder, which loads without the CNN.
+    whisper = cached("whisper", lambda: WhisperAudioBackbone(choice.device))
+    audio = cached("audio", lambda: AudioTower(whisper(), vision()))
     weight, bias = imagenet_classifier()
     class_text = class_text_embeddings(lambda texts: text().features(texts), _conse_cache(cfg))
-    heads = FACHeads(cfg, weight, bias, torch.from_numpy(class_text))
-    towers = {"vision": vision, "audio": audio, "text": text}
+    centre = torch.from_numpy(load_audio_centre(cfg.audio_centre))
+    heads = FACHeads(cfg, weight, bias, torch.from_numpy(class_text), centre)
+    towers = {"vision": vision, "audio": audio, "text": text, "whisper": whisper}
     return MMVModel(cfg, towers, heads, cfg.base_model_id, choice.device, choice.note)
 
 

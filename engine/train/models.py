@@ -7,12 +7,14 @@ missing index file (a cache) is rebuilt from SQLite before the switch.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from engine.errors import ModelError
-from engine.index.db import set_meta, transaction
-from engine.jobs import CancelToken
+from engine.index.db import get_meta, set_meta, transaction
+from engine.jobs import CancelToken, Progress
 from engine.models.config import DEFAULT_MODEL, get_config
+from engine.models.upgrade import is_older_base, mark_caught_up
 from engine.train.deep import fill_tuned_features
 from engine.train.reproject import build_indexes, count_features, reproject
 
@@ -48,9 +50,11 @@ def list_models(lib) -> list[dict]:
         }
         for r in rows
     ]
+    parents = {m["id"]: m["parent"] for m in models}
     for m in models:
         trained_on = m["info"].get("backbone_id")
-        m["usable"] = trained_on is None or backbone is None or trained_on == backbone
+        m["usable"] = (trained_on is None or backbone is None or trained_on == backbone) and not _is_older_base(
+            lib, _root(m["id"], parents))
     if not any(m["id"] == lib.base_model_id for m in models):
         # The base model may not be registered in a library indexed before any training.
         models.insert(
@@ -67,6 +71,15 @@ def list_models(lib) -> list[dict]:
             },
         )
     return models
+
+
+def _root(model_id: str, parents: dict[str, str | None]) -> str:
+    """The packaged base a model descends from (fine-tuned heads only fit their base's heads)."""
+    seen = {model_id}
+    while parents.get(model_id) and parents[model_id] not in seen:
+        model_id = parents[model_id]
+        seen.add(model_id)
+    return parents.get(model_id) or model_id
 
 
 def _model_dims(lib, model_id: str) -> dict[str, int]:
@@ -127,3 +140,27 @@ def _catch_up(lib, model_id: str) -> None:
     for _ in build_indexes(lib.db, Path(lib.paths.ann_dir), model_id, _model_dims(lib, model_id)):
         pass
     lib._reset_model()
+
+
+def embed_missing(lib, model, token: CancelToken | None = None) -> Iterator[Progress]:
+    """Give the loaded model vectors for every stored clip that has none of it yet (the caller holds
+    the library's writer lock).
+
+    After an upgrade that changes the packaged heads (a new base model id, e.g. mmv-base-v1 -> v2)
+    the stored backbone features are still valid: they are re-projected once, without decoding, and
+    a library whose active model was the older packaged base now uses the new one.
+    """
+    active = get_meta(lib.db, "active_model")
+    if active and active != model.model_id and _is_older_base(lib, active):
+        with transaction(lib.db):
+            set_meta(lib.db, "active_model", model.model_id)
+    missing = count_features(lib.db, model.config.backbone_id, missing_for=model.model_id)
+    if missing and model.tail is None:  # a deep model's clips come from its own catch-up
+        yield Progress("reproject", 0, missing, "clips", f"updating {missing} clips to {model.model_id}")
+        yield from reproject(lib.db, model.heads, model.model_id, backbone_id=model.config.backbone_id,
+                             device=model.device, token=token or CancelToken(), only_missing=True)
+    mark_caught_up(lib)
+
+
+def _is_older_base(lib, model_id: str) -> bool:
+    return is_older_base(lib.model_name, lib.base_model_id, model_id)

@@ -63,8 +63,9 @@ class TrainingRun:
         if "video" in self.cfg.calibrate:
             self.heads.video_center.copy_(self.data.video.float().mean(dim=(0, 1)).to(self.device))
         if "audio" in self.cfg.calibrate and bool(self.data.has_audio.any()):
+            head_dim = self.heads.cfg.audio_head_dim  # the heads read the Whisper mean only
             self.heads.audio_center.copy_(
-                self.data.audio[self.data.has_audio].float().mean(dim=0).to(self.device)
+                self.data.audio[self.data.has_audio][:, :head_dim].float().mean(dim=0).to(self.device)
             )
         ema_update(self.twin, self.heads, momentum=0.0)
         self.metrics_before = self_retrieval(self.heads, self.data, self.device)

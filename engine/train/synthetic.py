@@ -33,14 +33,14 @@ class SyntheticSpec:
     seed: int = 0
 
 
-def fake_base_model(cfg: ModelConfig | None = None, model_id: str = "mmv-base-v1", seed: int = 0):
+def fake_base_model(cfg: ModelConfig | None = None, model_id: str | None = None, seed: int = 0):
     """An MMVModel stand-in: untrained FACHeads with a random ImageNet classifier for the ConSE bridge."""
     cfg = cfg or get_config("mmv-base")
     g = torch.Generator().manual_seed(seed)
     classifier = torch.randn(1000, cfg.vision_dim, generator=g) * 0.02
     class_text = torch.nn.functional.normalize(torch.randn(1000, cfg.text_dim, generator=g), dim=-1)
     heads = FACHeads(cfg, classifier, torch.zeros(1000), class_text)
-    return SimpleNamespace(heads=heads, model_id=model_id, config=cfg, device=torch.device("cpu"),
+    return SimpleNamespace(heads=heads, model_id=model_id or cfg.base_model_id, config=cfg, device=torch.device("cpu"),
                            tail=None, tail_id=None)
 
 
@@ -67,7 +67,7 @@ def write_synthetic_library(db, spec: SyntheticSpec, cfg: ModelConfig) -> dict[i
             video_id = _write_video(conn, n + 1, spec, cfg, silent)
             labels[video_id] = pair
             _write_content(conn, video_id, pair, silent, spec, cfg, clusters, rng)
-        set_meta(db, "active_model", "mmv-base-v1")
+        set_meta(db, "active_model", cfg.base_model_id)
     return labels
 
 
