@@ -205,3 +205,72 @@ def _replace(folder: Path, source: Path) -> None:
         target = folder / f.name
         if not target.exists() or target.read_bytes() != f.read_bytes():
             shutil.copy2(f, target)
+
+
+def _train_invariants(lib: Path, base_before: str) -> str:
+    """After a killed ``train``: the active model is the previous one or a completely published
+    new one (registered, checkpoint on disk, a vector for every clip), and its index is exact."""
+    from engine.index import db as dbmod
+    from engine.index.ann import open_index
+
+    db = dbmod.connect(lib / "library.db")
+    conn = db.conn
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        row = conn.execute("SELECT value FROM meta WHERE key='active_model'").fetchone()
+        active = row[0] if row else base_before
+        if active != base_before:
+            ckpt = conn.execute("SELECT checkpoint FROM models WHERE id=?", (active,)).fetchone()
+            assert ckpt is not None, f"active model {active} is not registered"
+            assert (lib / "models" / ckpt[0]).exists(), f"checkpoint of {active} missing"
+        n_clips = conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0]
+        n_vecs = conn.execute("SELECT COUNT(*) FROM embeddings WHERE model_id=? AND space='va' AND modality='video'",
+                              (active,)).fetchone()[0]
+        assert n_vecs == n_clips, f"active model {active} has {n_vecs} vectors for {n_clips} clips"
+        dim = len(conn.execute("SELECT vec FROM embeddings WHERE model_id=? AND space='va' LIMIT 1",
+                               (active,)).fetchone()[0]) // 4
+        open_index(conn, lib / "ann", active, "va", "video", dim)
+        assert_index_matches_db(conn, lib / "ann", active, "va", "video", dim, atol=0)
+        return active
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_sigkilled_training_never_leaves_a_half_switched_model(tmp_path):
+    from engine.index import doctor
+
+    folder = tmp_path / "videos"
+    _videos_phase1(folder)
+    lib = tmp_path / "lib"
+    _run(lib, folder, None)
+    conn = sqlite3.connect(str(lib / "library.db"))
+    base = conn.execute("SELECT DISTINCT model_id FROM embeddings").fetchone()[0]
+    conn.close()
+    train = [sys.executable, "-m", "engine.cli", "--library", str(lib), "--device", "cpu", "train", "--epochs", "3"]
+    t0 = time.monotonic()
+    full = subprocess.run(train, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=900)
+    span = time.monotonic() - t0
+    assert full.returncode == 0, full.stderr[-2000:]
+    first = _train_invariants(lib, base)
+    assert first != base
+    rng = random.Random(5)
+    kills = 0
+    for _ in range(8):
+        proc = subprocess.Popen(train, env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=rng.uniform(0.3, 1.0) * span)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        active = _train_invariants(lib, first)
+        assert active == first or proc.returncode == 0
+        first = active
+    assert kills >= 4
+    leftovers = doctor.unpublished_models(sqlite3.connect(str(lib / "library.db")))
+    doctor.heal(lib)
+    assert doctor.unpublished_models(sqlite3.connect(str(lib / "library.db"))) == []
+    _train_invariants(lib, first)
+    print(f"\ntraining: {kills} SIGKILLs, never half-switched; doctor --heal removed {len(leftovers)} leftovers")

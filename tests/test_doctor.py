@@ -32,10 +32,25 @@ def _library(root, n_videos=300, clips=4, dim=16):
                              (cid, dbmod.to_blob(vec / np.linalg.norm(vec))))
             conn.execute("INSERT INTO transcripts(video_id, kind, start, end, text) VALUES (?, 'said', 0, 1, ?)",
                          (v, f"words of video {v} " + "x" * 200))
+        dbmod.set_meta(db, "active_model", "m")
     open_index(db.conn, paths.ann_dir, "m", "va", "video", dim)
     db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.conn.close()
     return paths
+
+
+def test_heal_removes_what_a_killed_training_run_left(tmp_path):
+    paths = _library(tmp_path / "lib", n_videos=5)
+    db = dbmod.connect(paths.db)
+    with transaction(db) as conn:
+        conn.execute("INSERT INTO embeddings SELECT clip_id, 'ft-unfinished', space, modality, vec FROM embeddings")
+    (paths.models_dir / "ft-unfinished.pt").write_bytes(b"x")
+    assert doctor.unpublished_models(db.conn) == ["ft-unfinished"]
+    assert any("unfinished training" in n for n in doctor.check(paths.root).notes)
+    doctor.heal(paths.root)
+    assert doctor.unpublished_models(db.conn) == []
+    assert not (paths.models_dir / "ft-unfinished.pt").exists()
+    assert db.conn.execute("SELECT COUNT(*) FROM embeddings WHERE model_id='m'").fetchone()[0] == 20
 
 
 def test_healthy_library_checks_ok(tmp_path, capsys):

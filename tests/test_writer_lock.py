@@ -84,3 +84,30 @@ def test_library_refuses_a_second_indexer_process(tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+
+
+@pytest.mark.slow
+def test_a_reader_sees_videos_committed_by_another_writer(tmp_path, generated_dir, model):
+    """Two Library objects on one folder (as the app and the CLI would be): the reader's open
+    searcher picks up what the writer committed, without reopening anything."""
+    import shutil
+
+    from engine.api import Library
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    shutil.copy2(generated_dir / "red_square_tone.mp4", first)
+    shutil.copy2(generated_dir / "blue_circle_noise.mkv", second)
+    writer, reader = Library(tmp_path / "lib", device="cpu"), Library(tmp_path / "lib", device="cpu")
+    writer._model = reader._model = model
+    try:
+        list(writer.index([first], transcribe=False))
+        before = {m.path for m in reader.search_text("a blue circle", 10).moments}
+        assert before <= {str(first / "red_square_tone.mp4")}
+        list(writer.index([second], transcribe=False))
+        paths = {m.path for m in reader.search_text("a blue circle", 10).moments}
+        assert str(second / "blue_circle_noise.mkv") in paths
+    finally:
+        writer.close()
+        reader.close()

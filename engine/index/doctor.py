@@ -15,6 +15,7 @@ None of these goes through engine.api: a library too damaged to open is exactly 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from pathlib import Path
 from engine.errors import LibraryError
 from engine.index import db as dbmod
 from engine.index.ann import AnnIndex, db_state, index_path, rebuild_index
+from engine.index.lock import WriterLock
 from engine.library import LibraryPaths
 
 MAX_FAILED_READS = 5000  # per table: past this, the rest of it is beyond reading row by row
@@ -81,6 +83,9 @@ def _check_videos(conn: sqlite3.Connection, report: Report) -> None:
     counts = dict(conn.execute("SELECT status, COUNT(*) FROM videos GROUP BY status").fetchall())
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     report.notes.append(f"videos: {summary}" if counts else "no videos")
+    leftovers = unpublished_models(conn)
+    if leftovers:
+        report.notes.append(f"{len(leftovers)} unfinished training runs left vectors behind (removed by --heal)")
 
 
 def _check_indexes(conn: sqlite3.Connection, paths: LibraryPaths, report: Report) -> None:
@@ -119,6 +124,8 @@ def _index_keys(conn: sqlite3.Connection) -> list[tuple[str, str, str, int]]:
 def heal(root: Path) -> list[str]:
     """Rebuild derived data from SQLite (the source of truth). Returns what was done."""
     paths = LibraryPaths(Path(root))
+    lock = WriterLock(paths.root, job="repairing (doctor)")
+    lock.acquire(blocking=False)  # a writer at work (training mid-publish, say) must not be "repaired"
     db = dbmod.connect(paths.db)
     done = []
     try:
@@ -132,6 +139,7 @@ def heal(root: Path) -> list[str]:
                              "(SELECT 1 FROM clips c WHERE c.video_id = videos.id)").rowcount
         if n:
             done.append(f"{n} videos without clips sent back to pending (the next `index` redoes them)")
+        done += _discard_unpublished_models(db, paths)
         for model_id, space, modality, dim in _index_keys(db.conn):
             rebuild_index(db.conn, model_id, space, modality, dim).save(
                 index_path(paths.ann_dir, model_id, space, modality))
@@ -140,6 +148,35 @@ def heal(root: Path) -> list[str]:
             tmp.unlink(missing_ok=True)
     finally:
         db.conn.close()
+        lock.release()
+    return done
+
+
+def unpublished_models(conn) -> list[str]:
+    """Model ids with vectors but never registered nor active: what a killed ``train`` leaves
+    before its switching transaction (engine.train.publish). Nothing searches them."""
+    from engine.models.config import MODEL_CONFIGS
+
+    keep = {r[0] for r in conn.execute("SELECT id FROM models")}
+    keep |= {cfg.base_model_id for cfg in MODEL_CONFIGS.values()}
+    active = conn.execute("SELECT value FROM meta WHERE key='active_model'").fetchone()
+    if active:
+        keep.add(active[0])
+    ids = {r[0] for r in conn.execute("SELECT DISTINCT model_id FROM embeddings")}
+    ids |= {r[0] for r in conn.execute("SELECT DISTINCT tail_id FROM tuned_features")}
+    return sorted(ids - keep)
+
+
+def _discard_unpublished_models(db, paths: LibraryPaths) -> list[str]:
+    done = []
+    for model_id in unpublished_models(db.conn):
+        with dbmod.transaction(db) as conn:
+            conn.execute("DELETE FROM embeddings WHERE model_id = ?", (model_id,))
+            conn.execute("DELETE FROM tuned_features WHERE tail_id = ?", (model_id,))
+        shutil.rmtree(paths.ann_dir / model_id, ignore_errors=True)
+        for f in [*paths.models_dir.glob(f"{model_id}.*"), paths.models_dir / f"query-heads-{model_id}.npz"]:
+            f.unlink(missing_ok=True)
+        done.append(f"removed the leftovers of {model_id}, a training run that never finished")
     return done
 
 
@@ -147,6 +184,15 @@ def salvage(root: Path) -> tuple[Path, dict[str, int]]:
     """Copy what can be read into a fresh database and put it in place; the damaged file is kept
     as ``library.db.damaged-<time>``. Returns (that file, rows copied per table)."""
     paths = LibraryPaths(Path(root))
+    lock = WriterLock(paths.root, job="salvaging (doctor)")
+    lock.acquire(blocking=False)
+    try:
+        return _salvage(paths)
+    finally:
+        lock.release()
+
+
+def _salvage(paths: LibraryPaths) -> tuple[Path, dict[str, int]]:
     fresh = paths.db.with_name("library.salvage.db")
     for p in (fresh, Path(f"{fresh}-wal"), Path(f"{fresh}-shm")):
         p.unlink(missing_ok=True)

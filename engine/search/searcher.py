@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from engine.errors import MediaError, QueryError
-from engine.index.ann import AnnIndex, open_index
+from engine.index.ann import AnnIndex, open_index, sync_index
 from engine.index.db import from_blob
 from engine.search.moments import ClipHit, SearchResult, merge_hits
 
@@ -53,6 +53,8 @@ class Searcher:
             dim = self.model.config.va_dim if space == "va" else self.model.config.vat_dim
             self._indexes[key] = open_index(self.conn, self.lib.paths.ann_dir, self.model.model_id, space,
                                             modality, dim)
+        else:  # another process may have indexed since: one generation read, a repair only if it moved
+            self._indexes[key] = sync_index(self.conn, self._indexes[key], self.model.model_id, space, modality)
         return self._indexes[key]
 
     def _knn(self, space: str, modality: str, vec: np.ndarray, reason: str, k: int = CANDIDATES,
