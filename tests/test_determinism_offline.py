@@ -24,7 +24,7 @@ def _noisy_narrated_video(path: Path) -> Path:
     """Speech under loud noise: where Whisper's temperature fallback (sampling) used to kick in."""
     require_espeak()
     wave = narration(["the dog is barking at the red car", 0.5, "she said do you smell barbecue", 0.5])
-    wave = wave + np.random.default_rng(0).normal(0, 0.25, wave.size).astype(np.float32)
+    wave = wave + np.random.default_rng(0).normal(0, 1.0, wave.size).astype(np.float32) * 0.05
     return make_video(path, color=(0, 90, 200), audio_wave=np.clip(wave, -1, 1), seconds=len(wave) / 16000,
                       fps=5, size=(96, 64))
 
