@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +100,23 @@ def test_indexing_a_folder_of_bad_files_records_each_and_goes_on(tmp_path, bad, 
     finally:
         unreadable.chmod(0o600)
         lib.close()
+
+
+def test_thumbnail_write_failure_is_reported_not_ignored(tmp_path, bad, monkeypatch):
+    from engine.errors import DiskFullError
+    from engine.media.thumbnails import thumbnail
+
+    good = bad[0]
+    out = thumbnail(good, 1.0, tmp_path / "thumbs")
+    assert out.exists() and out.stat().st_size > 0
+    real_write = Path.write_bytes
+
+    def full(self, data):
+        if self.suffix == ".jpg":
+            raise OSError(28, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(DiskFullError):
+        thumbnail(good, 2.0, tmp_path / "thumbs")
+    assert not list((tmp_path / "thumbs").rglob("*.tmp.jpg"))
