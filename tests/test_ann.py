@@ -167,3 +167,25 @@ def test_a_failed_save_keeps_the_previous_index(tmp_path, monkeypatch):
         index.save(index_path(ann_dir, "m", "va", "video"))
     assert index_path(ann_dir, "m", "va", "video").read_bytes() == before
     assert len(list((ann_dir / "m").iterdir())) == 2
+
+
+def test_an_index_whose_vectors_did_not_change_saves_only_its_manifest(tmp_path):
+    """Videos went into the video index only (no sound): the audio index's generation moves, its
+    vectors do not; saving must not rewrite its data file."""
+    db = dbmod.connect(tmp_path / "library.db")
+    rng = np.random.default_rng(8)
+    _video(db, 1, 10, rng)
+    ann_dir = tmp_path / "ann"
+    index = open_index(db.conn, ann_dir, "m", "va", "video", 16)
+    path = index_path(ann_dir, "m", "va", "video")
+    data_before = json.loads(path.read_text())["data"]
+    with transaction(db) as conn:  # a vector of another index of the same model
+        conn.execute("INSERT INTO embeddings SELECT clip_id, 'm', 'va', 'audio', vec FROM embeddings")
+    index = ann.save_index(db.conn, index, path, "m", "va", "video")
+    manifest = json.loads(path.read_text())
+    assert manifest["data"] == data_before and manifest["gen"] == ann.db_state(db.conn, "m")[0]
+    _video(db, 2, 3, rng)                                  # now its vectors change: a new data file
+    index = ann.save_index(db.conn, index, path, "m", "va", "video")
+    assert json.loads(path.read_text())["data"] != data_before
+    assert not path.with_name(data_before).exists()
+    assert_index_matches_db(db.conn, ann_dir, "m", "va", "video", 16)

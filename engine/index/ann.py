@@ -63,6 +63,7 @@ class AnnIndex:
         self._index.set_ef(128)
         self._deleted: set[int] = set()  # labels marked deleted (``_evicted`` of them since reused)
         self._evicted = 0
+        self._data_name: str | None = None  # the saved data file this index equals (None: not saved)
         self.gen = UNKNOWN
         self.epoch = UNKNOWN
 
@@ -110,6 +111,7 @@ class AnnIndex:
                 self._index.resize_index(max(need, 2 * self._index.get_max_elements()))
             self._index.add_items(vecs, ids, replace_deleted=True)
             self._evicted += min(len(ids), free)
+            self._data_name = None
 
     def remove(self, ids) -> int:
         """Mark clip ids deleted (their slots are reused by later additions); returns how many."""
@@ -124,6 +126,7 @@ class AnnIndex:
                 if label in present and label not in self._deleted:
                     self._index.mark_deleted(label)
                     self._deleted.add(label)
+                    self._data_name = None
                     n += 1
         return n
 
@@ -164,6 +167,11 @@ class AnnIndex:
         manifest ``path``. ``gen``/``epoch`` default to the index's own."""
         path.parent.mkdir(parents=True, exist_ok=True)
         stem = path.name[: -len(".json")] if path.name.endswith(".json") else path.stem
+        if self._data_name is not None and path.with_name(self._data_name).exists():
+            # Same vectors as the data file already saved (only the generation moved, e.g. videos
+            # went into other indexes): a new manifest suffices, not gigabytes of HNSW again.
+            self._commit_manifest(path, path.with_name(self._data_name), gen, epoch)
+            return
         data = path.with_name(f"{stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.hnsw")
         manifest = {"format": MANIFEST_FORMAT, "data": data.name, "dim": self.dim,
                     "gen": self.gen if gen is None else gen, "epoch": self.epoch if epoch is None else epoch,
@@ -184,7 +192,21 @@ class AnnIndex:
                 raise DiskFullError(f"the disk holding the library is full (saving index {path.name})") from exc
             raise
         self.gen, self.epoch = manifest["gen"], manifest["epoch"]
+        self._data_name = data.name
         _remove_leftovers(path, stem, keep=data.name)
+
+    def _commit_manifest(self, path: Path, data: Path, gen: int | None, epoch: int | None) -> None:
+        manifest = {"format": MANIFEST_FORMAT, "data": data.name, "dim": self.dim,
+                    "gen": self.gen if gen is None else gen, "epoch": self.epoch if epoch is None else epoch,
+                    "deleted": sorted(self._prune_deleted()), "size": data.stat().st_size}
+        try:
+            with _SAVE_LOCK:
+                _write_atomic(path, json.dumps(manifest).encode())
+        except OSError as exc:
+            if _disk_full(exc, path.parent):
+                raise DiskFullError(f"the disk holding the library is full (saving index {path.name})") from exc
+            raise
+        self.gen, self.epoch = manifest["gen"], manifest["epoch"]
 
     @classmethod
     def load(cls, path: Path, dim: int) -> AnnIndex:
@@ -208,6 +230,7 @@ class AnnIndex:
         self._index.set_ef(128)
         self._deleted = {int(i) for i in manifest.get("deleted", [])}
         self._evicted = 0
+        self._data_name = data.name
         self.gen, self.epoch = int(manifest["gen"]), int(manifest["epoch"])
         return self
 
