@@ -1,0 +1,281 @@
+"""A large library: build time, disk size, warm and cold text-query latency, HNSW recall, memory,
+and the cost of adding one video to it.
+
+    python bench/bench_million.py [--clips 1000000] [--library /tmp/mmvsearch-million] [--queries 200]
+
+The library is filled through the project's own store code (engine.index.store.write_video, one
+transaction per video, and engine.speech.store.save_segments for transcripts); the vectors are
+synthetic but clustered like real ones: each video is near one of a few thousand "topics" in every
+space, and its clips scatter around the video (clip-to-clip cosines of 0.6-0.9, as in the shared
+media). Video files are empty placeholders (the searcher only checks that they exist), and the
+backbone features are stored at their real size, so the disk figure is what a real library of
+that size would use. The HNSW indexes are then built by engine.index.ann.open_index, as a first
+search would.
+
+Figures:
+- build: writing the rows, then building the four HNSW indexes (each timed);
+- warm text query, end to end through Library.search_text with the torch-free query model
+  (MiniLM, heads, HNSW, hubness correction, transcripts, fetching the moment rows): p50 / p95;
+- recall@10 of the S_vat video index against exact search, at the ef the searcher uses;
+- a cold ``mmvsearch search --text`` (new process: open the library, answer the first query);
+- adding one video: write_video, then open_index (which must repair incrementally, not rebuild).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import save
+from engine.api import Library
+from engine.index.ann import open_index
+from engine.index.db import transaction
+from engine.index.store import VideoResult, write_video
+from engine.models.config import get_config
+from engine.speech.store import save_segments
+from engine.speech.transcribe import Segment
+
+CFG = get_config("mmv-base")
+DIMS = {("va", "video"): CFG.va_dim, ("va", "audio"): CFG.va_dim, ("vat", "video"): CFG.vat_dim,
+        ("vat", "audio"): CFG.vat_dim}
+WORDS = ["dog", "cat", "car", "music", "drums", "beach", "city", "night", "rain", "crowd", "kitchen",
+         "guitar", "football", "birthday", "snow", "river", "train", "market", "dance", "speech", "laugh",
+         "engine", "garden", "bicycle", "fireworks", "baby", "piano"]
+QUERIES = ["a dog on the beach", "fireworks at night", "someone playing the drums", "a crowded market",
+           "a car driving in the rain", "people dancing at a party", "a baby laughing", "snow in the mountains"]
+
+
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+class Synth:
+    """Clustered unit vectors: topic -> video (cosine ~0.8 to its topic) -> clips (~0.85 to the video)."""
+
+    def __init__(self, seed: int, topics: int):
+        self.rng = np.random.default_rng(seed)
+        self.centres = {key: unit(self.rng.standard_normal((topics, dim))) for key, dim in DIMS.items()}
+        self.text_centres = self.centres[("vat", "video")]
+
+    def around(self, centre: np.ndarray, n: int, spread: float) -> np.ndarray:
+        noise = self.rng.standard_normal((n, centre.shape[-1])) / np.sqrt(centre.shape[-1])
+        return unit(centre + spread * noise)
+
+    def video(self, n_clips: int) -> tuple[int, dict]:
+        topic = int(self.rng.integers(len(self.text_centres)))
+        emb = {key: self.around(self.around(c[topic][None], 1, 0.75)[0], n_clips, 0.6)
+               for key, c in self.centres.items()}
+        return topic, emb
+
+
+def placeholder_files(root: Path, n: int) -> list[Path]:
+    folder = root / "videos"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"v{i:07d}.mp4" for i in range(n)]
+    for p in paths:
+        p.touch()
+    return paths
+
+
+def register_videos(lib: Library, paths: list[Path]) -> list[int]:
+    with transaction(lib.db) as conn:
+        conn.executemany("INSERT INTO videos(path, size, mtime, phash, status, added_at) VALUES (?, 0, 0, ?, "
+                         "'pending', 0)", [(str(p), f"synthetic-{i}") for i, p in enumerate(paths)])
+        return [r[0] for r in conn.execute("SELECT id FROM videos ORDER BY id")]
+
+
+def video_result(video_id: int, n_clips: int, emb: dict, features: bool) -> VideoResult:
+    windows = [(4.0 * i, 4.0 * (i + 1)) for i in range(n_clips)]
+    t = CFG.frames_per_clip if features else 1
+    vfeat = np.zeros((n_clips, t, CFG.vision_dim if features else 1), np.float16)
+    afeat = np.zeros((n_clips, CFG.audio_dim if features else 1), np.float16)
+    info = {"duration": 4.0 * n_clips, "width": 1280, "height": 720, "fps": 30.0, "rotation": 0, "has_audio": True}
+    return VideoResult(video_id, windows, vfeat, afeat, emb, info, segments=[])
+
+
+def segments_for(synth: Synth, topic: int, n_clips: int) -> list[Segment]:
+    out = []
+    for i in range(0, n_clips, 5):  # one spoken sentence every 20 s
+        words = synth.rng.choice(WORDS, size=8)
+        out.append(Segment("said", 4.0 * i, 4.0 * i + 3.5, " ".join(words)))
+    return out
+
+
+def fill(lib: Library, args, synth: Synth) -> dict:
+    n_videos = args.clips // args.clips_per_video
+    paths = placeholder_files(lib.paths.root, n_videos)
+    ids = register_videos(lib, paths)
+    model_id = lib.active_model_id
+    t0, c0 = time.perf_counter(), cpu_s()
+    for k, video_id in enumerate(ids):
+        topic, emb = synth.video(args.clips_per_video)
+        result = video_result(video_id, args.clips_per_video, emb, not args.no_features)
+        result.segments = segments_for(synth, topic, args.clips_per_video)
+        embed = lambda texts, c=synth.text_centres[topic]: synth.around(c, len(texts), 0.8)
+        write_video(lib, result, model_id, CFG.backbone_id, 4.0,
+                    lambda conn, vid, segs, e=embed: save_segments(conn, vid, segs, e))
+        if k % 2000 == 0:
+            print(f"[fill] {k}/{n_videos} videos, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    return {"videos": n_videos, "write_s": time.perf_counter() - t0, "write_cpu_s": cpu_s() - c0}
+
+
+def build_indexes(lib: Library) -> dict:
+    out = {}
+    for (space, modality), dim in DIMS.items():
+        t0, c0 = time.perf_counter(), cpu_s()
+        index = open_index(lib.db.conn, lib.paths.ann_dir, lib.active_model_id, space, modality, dim)
+        out[f"{space}_{modality}"] = {"s": time.perf_counter() - t0, "cpu_s": cpu_s() - c0, "n": index.live_count}
+        print(f"[hnsw] {space}_{modality}: {out[f'{space}_{modality}']}", file=sys.stderr, flush=True)
+    return out
+
+
+def disk_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def warm_queries(lib: Library, n: int) -> dict:
+    lib.search_text(QUERIES[0], 10)  # opens the indexes and loads the text tower
+    times, cpus = [], []
+    for i in range(n):
+        t0, c0 = time.perf_counter(), cpu_s()
+        result = lib.search_text(QUERIES[i % len(QUERIES)] + ("" if i < len(QUERIES) else f" {i}"), 10)
+        times.append(time.perf_counter() - t0)
+        cpus.append(cpu_s() - c0)
+        assert result.moments, "a query over a full library found nothing"
+    q = lambda xs, p: float(np.percentile(xs, p) * 1000)
+    return {"queries": n, "p50_ms": q(times, 50), "p95_ms": q(times, 95), "cpu_p50_ms": q(cpus, 50),
+            "cpu_p95_ms": q(cpus, 95)}
+
+
+def recall_at_10(lib: Library, n: int, seed: int) -> dict:
+    """S_vat video: HNSW top 10 (queried for the searcher's 300 candidates, and for 10) vs exact."""
+    from engine.index.ann import db_vectors
+    from engine.search.searcher import CANDIDATES
+
+    searcher = lib.searcher()
+    index = searcher._index("vat", "video")
+    ids, vecs = db_vectors(lib.db.conn, lib.active_model_id, "vat", "video")
+    rng = np.random.default_rng(seed)
+    queries = unit(vecs[rng.integers(len(vecs), size=n)] + 0.7 * rng.standard_normal((n, vecs.shape[1])) / 20)
+    out = {}
+    for k in (CANDIDATES, 10):
+        hits = []
+        for q in queries:
+            exact = ids[np.argpartition(-(vecs @ q), 10)[:10]]
+            got = index.query(q, k)[0][:10]
+            hits.append(len(set(exact.tolist()) & set(got.tolist())) / 10)
+        boot = [np.mean(rng.choice(hits, len(hits))) for _ in range(1000)]
+        out[f"k{k}"] = {"recall_at_10": float(np.mean(hits)), "ci95": [float(np.percentile(boot, 2.5)),
+                                                                      float(np.percentile(boot, 97.5))],
+                        "ef": max(128, k + 16)}
+    out["random_baseline"] = 10 / len(ids)
+    out["queries"] = n
+    return out
+
+
+def cold_cli(root: Path, runs: int) -> dict:
+    walls, cpus = [], []
+    for i in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        res = subprocess.run([sys.executable, "-m", "engine.cli", "--library", str(root), "search", "--text",
+                              QUERIES[i % len(QUERIES)], "--top", "5"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parents[1])
+        walls.append(time.perf_counter() - t0)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        if res.returncode != 0:
+            raise SystemExit(res.stderr)
+    return {"wall_s": walls, "cpu_s": cpus, "median_wall_s": statistics.median(walls),
+            "median_cpu_s": statistics.median(cpus)}
+
+
+def add_one_video(lib: Library, args, synth: Synth) -> dict:
+    """A new video in a separate step (as a later `mmvsearch index` run): the indexes must follow
+    incrementally (engine.index.ann repairs by generation), not rebuild."""
+    path = placeholder_files(lib.paths.root / "added", 1)[0]
+    video_id = register_videos(lib, [path])[-1]
+    t0 = time.perf_counter()
+    _topic, emb = synth.video(args.clips_per_video)
+    write_video(lib, video_result(video_id, args.clips_per_video, emb, True), lib.active_model_id,
+                CFG.backbone_id, 4.0)
+    write_s = time.perf_counter() - t0
+    records = _capture_warnings()
+    t1 = time.perf_counter()
+    sizes = {}
+    for (space, modality), dim in DIMS.items():
+        index = open_index(lib.db.conn, lib.paths.ann_dir, lib.active_model_id, space, modality, dim)
+        sizes[f"{space}_{modality}"] = index.live_count
+    rebuilt = [r for r in records if "rebuilding" in r]
+    return {"write_s": write_s, "indexes_follow_s": time.perf_counter() - t1, "total_s": time.perf_counter() - t0,
+            "rebuilt": rebuilt, "index_sizes_after": sizes}
+
+
+def _capture_warnings() -> list[str]:
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logging.getLogger("engine.index.ann").addHandler(Keep(level=logging.INFO))
+    logging.getLogger("engine.index.ann").setLevel(logging.INFO)
+    return records
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--clips", type=int, default=1_000_000)
+    ap.add_argument("--clips-per-video", type=int, default=50)
+    ap.add_argument("--library", type=Path, default=Path("/tmp/mmvsearch-million"))
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--recall-queries", type=int, default=200)
+    ap.add_argument("--cold-runs", type=int, default=3)
+    ap.add_argument("--no-features", action="store_true", help="store 1-d placeholder backbone features")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    if args.library.exists():
+        shutil.rmtree(args.library)
+    load = [os.getloadavg()]
+    synth = Synth(args.seed, topics=max(100, args.clips // 500))
+    lib = Library(args.library, device="cpu")
+    out: dict = {"clips": args.clips, "clips_per_video": args.clips_per_video, "features_stored": not args.no_features}
+    out["fill"] = fill(lib, args, synth)
+    out["hnsw_build"] = build_indexes(lib)
+    out["build_s"] = out["fill"]["write_s"] + sum(v["s"] for v in out["hnsw_build"].values())
+    out["disk_bytes"] = disk_bytes(args.library)
+    load.append(os.getloadavg())
+    out["warm_text_query"] = warm_queries(lib, args.queries)
+    out["recall"] = recall_at_10(lib, args.recall_queries, args.seed)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    lib.close()
+    out["cold_cli_first_query"] = cold_cli(args.library, args.cold_runs)
+    lib = Library(args.library, device="cpu")
+    out["add_one_video"] = add_one_video(lib, args, synth)
+    lib.close()
+    load.append(os.getloadavg())
+    out["load_average_1_5_15"] = [list(map(float, x)) for x in load]
+    name = "million" if args.clips == 1_000_000 else f"million_at_{args.clips}"
+    print(save(name, out))
+    print({k: v for k, v in out.items() if k != "hnsw_build"})
+
+
+if __name__ == "__main__":
+    main()
