@@ -82,10 +82,10 @@ def measure(lib: Library, splits) -> dict:
     return out
 
 
-def train(lib: Library, objective: str, epochs: int | None) -> dict:
+def train(lib: Library, objective: str, epochs: int | None, seed: int = 0) -> dict:
     t0 = time.perf_counter()
     done = None
-    options = {"objective": objective, "device": "cpu", **({"epochs": epochs} if epochs else {})}
+    options = {"objective": objective, "device": "cpu", "seed": seed, **({"epochs": epochs} if epochs else {})}
     for p in lib.train(CancelToken(), **options):
         if p.stage == "train":
             print(f"\r[{objective}] step {int(p.done)}/{int(p.total)} loss {p.info['loss']:.3f}", end="",
@@ -147,6 +147,7 @@ def main() -> None:
     ap.add_argument("--objectives", nargs="+", default=list(OBJECTIVES), choices=OBJECTIVES)
     ap.add_argument("--epochs", type=int, default=None, help="default: the trainer's default")
     ap.add_argument("--out", type=Path, default=RESULTS / "objectives.json")
+    ap.add_argument("--seed", type=int, default=0, help="training seed (batch order, prototypes)")
     ap.add_argument("--table", action="store_true", help="only print the markdown table of --out")
     args = ap.parse_args()
     if args.table:
@@ -156,7 +157,7 @@ def main() -> None:
         return
     ensure_indexed(args.library)
     splits = load_splits()
-    data: dict = {"load_before": [round(x, 2) for x in os.getloadavg()], "objectives": {}}
+    data: dict = {"load_before": [round(x, 2) for x in os.getloadavg()], "seed": args.seed, "objectives": {}}
     base = Library(args.library, device="cpu")
     data["before"] = measure(base, splits)
     base.close()
@@ -166,7 +167,7 @@ def main() -> None:
             copy = Path(tmp) / name
             shutil.copytree(args.library, copy)
             lib = Library(copy, device="cpu")
-            run = {"train": train(lib, name, args.epochs)}
+            run = {"train": train(lib, name, args.epochs, args.seed)}
             run["after"] = measure(lib, splits)
             data["objectives"][name] = run
             lib.close()
