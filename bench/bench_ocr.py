@@ -100,7 +100,7 @@ def generated_set(root: Path, n_text: int = 12, n_blank: int = 4, seconds: float
                 style = random_style(rng, (640, 360))
                 style.scale = min(style.scale, 1.4)  # keep two words on screen
                 events.append(TextEvent(start, start + float(rng.uniform(2.5, 5)), " ".join(words), style))
-        path = make_text_video(root / f"gen_{i:02d}.mp4", events, seconds, seed=100 + i)
+        path = make_text_video(root / f"gen_{i:02d}.mp4", events, seconds, fps=5, seed=100 + i)
         items.append({"path": path, "events": events})
     return items
 
@@ -264,22 +264,29 @@ def main() -> None:
         print(out["latency"])
     if not args.skip_engines:
         out["engines"] = bench_engines()
+        save_merged(out)
         print("engines", {k: (v["word_recall"]["value"], v["ms_per_frame_median"]) for k, v in out["engines"].items()})
     if not args.skip_generated:
         with tempfile.TemporaryDirectory() as tmp:
             gen = bench_generated(Path(tmp))
             items = gen.pop("items")
             out["generated"] = gen
+            save_merged(out)   # the search part takes longest: keep what is measured
             out["generated_search"] = bench_generated_search(Path(tmp), items)
         print("generated", out["generated"]["word_recall"], out["generated_search"])
     if not args.skip_media:
         out["shared_media"] = bench_media(args.library)
         print({k: v for k, v in out["shared_media"].items() if k != "read"})
-    previous = RESULTS / "ocr.json"   # sections skipped in this run keep their last figures
+    print(save_merged(out))
+
+
+def save_merged(out: dict) -> Path:
+    """Write ocr.json; sections this run skipped keep their last figures."""
+    previous = RESULTS / "ocr.json"
     if previous.exists():
         kept = json.loads(previous.read_text())
         out = {**{k: v for k, v in kept.items() if k in SECTIONS}, **out}
-    print(save("ocr", out))
+    return save("ocr", out)
 
 
 if __name__ == "__main__":

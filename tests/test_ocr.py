@@ -228,3 +228,20 @@ def test_catch_up_reads_every_unread_video_once_and_resumes_after_cancel(db, tmp
     # the same text all along: one row per clip, together covering each whole video
     assert rows == [(v, s, e, "HELLO WORLD") for v in (1, 2) for s, e in WINDOWS]
     assert reader.frames == 2 * 2 * len(WINDOWS)   # 2 frames per clip, each video read once
+
+
+@pytest.mark.slow
+def test_cli_json_says_read_and_gives_the_words(text_library, capsys):
+    import json
+
+    from engine.cli import main
+
+    lib, root = text_library
+    assert main(["--library", str(lib.paths.root), "--device", "cpu", "index", str(root), "--no-transcribe",
+                 "--read-text"]) == 0
+    capsys.readouterr()
+    assert main(["--library", str(lib.paths.root), "--device", "cpu", "search", "--text", "museum garden",
+                 "--json", "--top", "1"]) == 0
+    top = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert top["path"].endswith("titles.mp4") and "read" in top["reasons"]
+    assert "museum" in top["read_text"].lower()
