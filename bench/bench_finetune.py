@@ -97,7 +97,7 @@ def throughput(n_clips: int, device: str, batch_size: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         lib = Library(Path(tmp) / "lib", device=device)
         model = fake_base_model()
-        lib.load_models = lambda: model
+        lib.ctx.loader = lambda ctx: model
         spec = SyntheticSpec(n_pairs=10, videos_per_pair=max(1, n_clips // 150), clips_per_video=15)
         write_synthetic_library(lib.db, spec, model.config)
         info, seconds = fine_tune(lib, {"epochs": 1, "device": device, "batch_size": batch_size})

@@ -1,21 +1,23 @@
 """The Library facade: one object that the CLI and the GUI drive.
 
 Thread model: the facade may be used from a GUI thread and one worker thread. Model loading is
-lazy and guarded by a lock; the database connection used for writing belongs to whichever job is
-running (one writer at a time, enforced by ``_writer_lock``); searches use their own read
-connection.
+lazy and guarded by a lock (in engine.context.LibraryContext, the part the lower layers get); the
+database connection used for writing belongs to whichever job is running (one writer at a time,
+enforced by ``_writer_lock``); searches and inspection use their own read connections.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import sqlite_utils
 
+from engine.context import LibraryContext
 from engine.errors import LibraryError
 from engine.index import db as dbmod
 from engine.index.lock import WriterLock
@@ -23,6 +25,11 @@ from engine.jobs import CancelToken, Progress
 from engine.library import LibraryPaths, Settings, resolve_library_dir
 from engine.models.config import DEFAULT_MODEL, get_config
 from engine.search.moments import SearchResult
+
+if TYPE_CHECKING:
+    from engine.models.mmv import MMVModel
+    from engine.models.query_model import QueryModel
+    from engine.search.searcher import Searcher
 
 BASE_MODEL_ID = get_config(DEFAULT_MODEL).base_model_id
 
@@ -70,48 +77,58 @@ class Library:
     """A video library on disk plus the models that index and search it."""
 
     def __init__(self, root: str | Path | None = None, device: str | None = None, model_name: str = "mmv-base"):
-        self.paths = LibraryPaths(resolve_library_dir(root)).ensure()
-        self.settings = Settings.load(self.paths.settings)
-        self.device_request = device or self.settings.device
-        self.model_name = model_name
-        self._model = None
-        self._model_lock = threading.Lock()
-        self._writer_lock = WriterLock(self.paths.root)  # one writer across threads and processes
-        self.db = dbmod.connect(self.paths.db)
+        paths = LibraryPaths(resolve_library_dir(root)).ensure()
+        settings = Settings.load(paths.settings)
+        # What the lower layers (index, speech, ocr, search, train, topics) get: never this facade.
+        self.ctx = LibraryContext(paths, settings, dbmod.connect(paths.db), model_name=model_name,
+                                  device_request=device or settings.device)
+        self.ctx.on_reset(self._forget_searcher)
+        self._writer_lock = WriterLock(paths.root)  # one writer across threads and processes
         # Inspection (videos/folders/status) reads through its own connection, so a GUI refresh never
         # runs inside the writer's open transaction on another thread.
-        self._reader = sqlite3.connect(str(self.paths.db), timeout=30.0, check_same_thread=False)
-        self._searcher = None
+        self._reader = sqlite3.connect(str(paths.db), timeout=30.0, check_same_thread=False)
+        self._searcher: Searcher | None = None
+
+    # ---- the context's parts, for the CLI, the GUI and tests ------------------------------
+    @property
+    def paths(self) -> LibraryPaths:
+        return self.ctx.paths
+
+    @property
+    def settings(self) -> Settings:
+        return self.ctx.settings
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        return self.ctx.db
+
+    @property
+    def model_name(self) -> str:
+        return self.ctx.model_name
+
+    @property
+    def device_request(self) -> str:
+        return self.ctx.device_request
 
     # ---- models -------------------------------------------------------------------------
     @property
     def base_model_id(self) -> str:
-        from engine.models.config import get_config
-
-        return get_config(self.model_name).base_model_id
+        return self.ctx.base_model_id
 
     @property
     def active_model_id(self) -> str:
-        return dbmod.get_meta(self.db, "active_model") or self.base_model_id
+        return self.ctx.active_model_id
 
-    def load_models(self):
+    def load_models(self) -> MMVModel:
         """Load (once) the backbones and the active heads; returns the MMVModel. Slow the first time."""
-        with self._model_lock:
-            if self._model is None:
-                from engine.models.registry import load_active_model
-
-                self._model = load_active_model(self)
-            return self._model
+        return self.ctx.load_models()
 
     @property
     def models_loaded(self) -> bool:
-        return self._model is not None
+        return self.ctx.model is not None
 
-    def _reset_model(self) -> None:
-        """Forget the loaded heads and the searcher (after switching or training a model)."""
-        with self._model_lock:
-            self._model = None
-            self._searcher = None
+    def _forget_searcher(self) -> None:
+        self._searcher = None
 
     # ---- indexing -----------------------------------------------------------------------
     def index(self, paths: list[str | Path], token: CancelToken | None = None,
@@ -127,7 +144,7 @@ class Library:
         token = token or CancelToken()
         try:
             final = None
-            for progress in index_paths(self, [Path(p) for p in paths], token,
+            for progress in index_paths(self.ctx, [Path(p) for p in paths], token,
                                         self.settings.transcribe if transcribe is None else transcribe,
                                         retry_errors=retry_errors):
                 if progress.stage == "done":
@@ -137,7 +154,7 @@ class Library:
                 if progress.stage == "cancelled":
                     return
             if self.settings.read_text if read_text is None else read_text:
-                for progress in _read_text_stage(self, token):
+                for progress in _read_text_stage(self.ctx, token):
                     yield progress
                     if progress.stage == "cancelled":
                         return
@@ -152,7 +169,7 @@ class Library:
         index run tries them; returns how many."""
         from engine.index.store import reset_errors
 
-        return reset_errors(self, None if folder is None else Path(folder))
+        return reset_errors(self.ctx, None if folder is None else Path(folder))
 
     def error_folders(self) -> list[str]:
         """The added folders (or files) that hold videos recorded as unreadable: what a retry rescans."""
@@ -165,7 +182,7 @@ class Library:
         if not self._writer_lock.acquire(blocking=False):
             raise LibraryError("another job is already writing to this library")
         try:
-            yield from transcribe_library(self, token or CancelToken())
+            yield from transcribe_library(self.ctx, token or CancelToken())
         finally:
             self._writer_lock.release()
             self._searcher = None
@@ -175,28 +192,28 @@ class Library:
         from engine.index.store import remove_videos
 
         with self._writer_lock:
-            n = remove_videos(self, Path(path))
+            n = remove_videos(self.ctx, Path(path))
         self._searcher = None
         return n
 
     # ---- search -------------------------------------------------------------------------
-    def searcher(self):
+    def searcher(self) -> Searcher:
         from engine.models.upgrade import needs_catch_up
         from engine.search.searcher import Searcher
 
         if self._searcher is None:
-            if needs_catch_up(self):
+            if needs_catch_up(self.ctx):
                 self._embed_missing(self.load_models())
             # A loaded (warm) torch model serves queries as it is; otherwise the torch-free query
             # model (engine.models.query_model) answers text queries without importing torch.
-            model = self._model if self._model is not None else self._query_model()
-            self._searcher = Searcher(self, model)
+            model = self.ctx.model if self.ctx.model is not None else self._query_model()
+            self._searcher = Searcher(self.ctx, model)
         return self._searcher
 
-    def _query_model(self):
+    def _query_model(self) -> QueryModel:
         from engine.models.query_model import load_query_model
 
-        return load_query_model(self)
+        return load_query_model(self.ctx)
 
     def _embed_missing(self, model) -> None:
         """Re-project stored clips the loaded model has no vectors for (after an upgrade of the
@@ -206,7 +223,7 @@ class Library:
         if not self._writer_lock.acquire(blocking=False):
             return
         try:
-            for _ in embed_missing(self, model):
+            for _ in embed_missing(self.ctx, model):
                 pass
         finally:
             self._writer_lock.release()
@@ -252,7 +269,8 @@ class Library:
         rows = self.videos()
         s = _summarise(str(self.paths.root), rows)
         n_clips = self._reader.execute("SELECT COUNT(*) FROM clips").fetchone()[0]
-        device = self._model.device_note if self._model is not None else self.device_request
+        model = self.ctx.model
+        device = model.device_note if model is not None else self.device_request
         return LibraryStatus(str(self.paths.root), s.n_videos, s.n_done, s.n_errors, s.n_pending, s.n_missing,
                              n_clips, s.seconds, self.active_model_id, device, self.folders())
 
@@ -287,7 +305,7 @@ class Library:
         ``k`` None chooses the number (SwAV prototypes of a swav model, else the silhouette)."""
         from engine.topics.discover import discover_topics
 
-        return discover_topics(self, k)
+        return discover_topics(self.ctx, k)
 
     # ---- fine-tuning and model management (engine/train) --------------------------------
     def train(self, token: CancelToken | None = None, **options) -> Iterator[Progress]:
@@ -298,7 +316,7 @@ class Library:
         if not self._writer_lock.acquire(blocking=False):
             raise LibraryError("another job is already writing to this library")
         try:
-            yield from train(self, token=token or CancelToken(), **options)
+            yield from train(self.ctx, token=token or CancelToken(), **options)
         finally:
             self._writer_lock.release()
             self._searcher = None
@@ -306,17 +324,17 @@ class Library:
     def list_models(self) -> list[dict]:
         from engine.train.models import list_models
 
-        return list_models(self)
+        return list_models(self.ctx)
 
     def use_model(self, model_id: str) -> None:
         """Switch (or revert) the active model; its embeddings and index files are kept per model."""
         from engine.train.models import use_model
 
         with self._writer_lock:
-            use_model(self, model_id)
+            use_model(self.ctx, model_id)
 
 
-def _read_text_stage(lib: Library, token: CancelToken) -> Iterator[Progress]:
+def _read_text_stage(lib: LibraryContext, token: CancelToken) -> Iterator[Progress]:
     """The OCR stage (engine.ocr.catchup); a cancel ends the job like a cancelled indexing run."""
     from engine.errors import Cancelled
     from engine.ocr.catchup import read_library

@@ -79,7 +79,7 @@ def test_indexing_a_folder_of_bad_files_records_each_and_goes_on(tmp_path, bad, 
     unreadable.write_bytes(good.read_bytes())
     unreadable.chmod(0)
     lib = Library(tmp_path / "lib", device="cpu")
-    lib._model = model
+    lib.ctx.adopt_model(model)
     try:
         last = list(lib.index([folder], transcribe=False))[-1]
         rows = {os.path.basename(v.path): v for v in lib.videos()}

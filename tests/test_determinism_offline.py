@@ -48,7 +48,7 @@ def test_same_file_twice_gives_the_same_clips_vectors_and_transcript(tmp_path, m
     results = []
     for run in range(3):  # one process, so a sampling decoder would have moved its random state
         lib = Library(tmp_path / f"lib{run}", device="cpu")
-        lib._model = model
+        lib.ctx.adopt_model(model)
         assert list(lib.index([video.parent], transcribe=True))[-1].stage == "done"
         lib.close()
         results.append(_content(tmp_path / f"lib{run}"))

@@ -39,7 +39,7 @@ def test_filling_disk_stops_clearly_and_resumes_after_space_is_freed(tmp_path, s
                    size=(96, 72))
     root = small_fs / "lib"
     lib = Library(root, device="cpu")
-    lib._model = model
+    lib.ctx.adopt_model(model)
     with pytest.raises(DiskFullError) as err:
         list(lib.index([folder], transcribe=False))
     assert "disk" in str(err.value) and "full" in str(err.value)
@@ -52,7 +52,7 @@ def test_filling_disk_stops_clearly_and_resumes_after_space_is_freed(tmp_path, s
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_fs)], check=True)   # space freed
     _check_consistent(root, repair=True)  # opens consistent; HNSW files repaired to SQLite's vectors
     lib = Library(root, device="cpu")
-    lib._model = model
+    lib.ctx.adopt_model(model)
     last = list(lib.index([folder], transcribe=False))[-1]
     lib.close()
     assert last.stage == "done" and last.info["files_done"] == 8 - len(done_before)

@@ -23,7 +23,7 @@ def shared_library(tmp_path_factory, shared_media, model):
     from engine.api import Library
 
     lib = Library(tmp_path_factory.mktemp("lib-shared"), device="cpu")
-    lib._model = model
+    lib.ctx.adopt_model(model)
     last = list(lib.index([shared_media / p for p in SUBSET], transcribe=False))[-1]
     assert last.info["files_done"] == len(SUBSET) and last.info["errors"] == 0
     yield lib

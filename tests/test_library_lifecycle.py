@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def library(tmp_path, model):
     lib = Library(tmp_path / "lib", device="cpu")
-    lib._model = model  # share the session's loaded towers (same base model id)
+    lib.ctx.adopt_model(model)  # share the session's loaded towers (same base model id)
     yield lib
     lib.close()
 
@@ -125,17 +125,17 @@ def test_cancel_inside_a_long_video_stops_between_clip_chunks(library, folder, m
     monkeypatch.setattr(indexer, "CHUNK_CLIPS", 1)  # every clip is its own CNN call
     token = CancelToken()
     calls = []
-    original = library._model.clip_features
+    original = library.ctx.model.clip_features
 
     def clip_features(*args, **kwargs):
         calls.append(1)
         token.cancel()  # the user presses Cancel while the first video's first chunk runs
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(library._model, "clip_features", clip_features)
+    monkeypatch.setattr(library.ctx.model, "clip_features", clip_features)
     progress = list(library.index([folder], token, transcribe=False))
     assert progress[-1].stage == "cancelled" and len(calls) == 1  # not the video's other clips
     assert status_counts(library) == {"pending": 2}
     assert library.db.conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 0
-    monkeypatch.setattr(library._model, "clip_features", original)
+    monkeypatch.setattr(library.ctx.model, "clip_features", original)
     assert run(library, [folder])[-1].info["files_done"] == 2

@@ -26,7 +26,7 @@ BASE = get_config("mmv-base").base_model_id
 def library(tmp_path):
     lib = Library(tmp_path / "lib")
     model = fake_base_model()
-    lib.load_models = lambda: model  # no backbones needed: training reads stored features only
+    lib.ctx.loader = lambda ctx: model  # no backbones needed: training reads stored features only
     lib.labels = write_synthetic_library(lib.db, SyntheticSpec(silent_every=5), model.config)
     lib.base_heads = model.heads
     yield lib

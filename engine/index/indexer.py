@@ -24,7 +24,7 @@ from engine.index.store import VideoResult, mark_error, mark_pending, write_vide
 from engine.jobs import CancelToken, Progress
 
 if TYPE_CHECKING:
-    from engine.api import Library
+    from engine.context import LibraryContext
     from engine.models.mmv import MMVModel
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ CHUNK_CLIPS = 32   # clips per CNN call (~1 s of CPU): the cancel token is check
 INDEXES = (("va", "video"), ("va", "audio"), ("vat", "video"), ("vat", "audio"))
 
 
-def index_paths(lib: Library, paths: list[Path], token: CancelToken, transcribe: bool,
+def index_paths(lib: LibraryContext, paths: list[Path], token: CancelToken, transcribe: bool,
                 retry_errors: bool = False) -> Iterator[Progress]:
     yield Progress("scan", message="looking for videos")
     files, problems = find_videos(paths, lib.settings.excluded_patterns)
@@ -78,12 +78,12 @@ def _transcriber(model: MMVModel):
     return get_transcriber(model.device.type)
 
 
-def _open_indexes(lib: Library, model: MMVModel) -> dict[tuple[str, str], AnnIndex]:
+def _open_indexes(lib: LibraryContext, model: MMVModel) -> dict[tuple[str, str], AnnIndex]:
     dims = {"va": model.config.va_dim, "vat": model.config.vat_dim}
     return {(s, m): open_index(lib.db.conn, lib.paths.ann_dir, model.model_id, s, m, dims[s]) for s, m in INDEXES}
 
 
-def _index_files(lib: Library, model: MMVModel, todo: list[tuple[int, Path]], token: CancelToken,
+def _index_files(lib: LibraryContext, model: MMVModel, todo: list[tuple[int, Path]], token: CancelToken,
                  transcriber, summary: dict) -> Iterator[Progress]:
     cfg = model.config
     clip_s = lib.settings.clip_seconds
@@ -182,7 +182,7 @@ def _segment_writer(model: MMVModel):
     return lambda conn, video_id, segments: save_segments(conn, video_id, segments, model.text_features)
 
 
-def _record_failure(lib: Library, model: MMVModel, indexes: dict, video_id: int, path: Path,
+def _record_failure(lib: LibraryContext, model: MMVModel, indexes: dict, video_id: int, path: Path,
                     exc: BaseException, stats: dict) -> None:
     """A media problem marks the video 'error'; a transient one leaves it pending (failures.py)."""
     from engine.index.failures import classify
@@ -209,7 +209,7 @@ def _follow(indexes: dict, written, result: VideoResult | None) -> None:
         index.follow(written.removed_ids, ids, vecs, written.gen_before, written.gen_after)
 
 
-def _save_indexes(lib: Library, model: MMVModel, indexes: dict) -> None:
+def _save_indexes(lib: LibraryContext, model: MMVModel, indexes: dict) -> None:
     from engine.index.ann import index_path, save_index
 
     for (space, modality), index in list(indexes.items()):
@@ -217,7 +217,7 @@ def _save_indexes(lib: Library, model: MMVModel, indexes: dict) -> None:
         indexes[(space, modality)] = save_index(lib.db.conn, index, path, model.model_id, space, modality)
 
 
-def _final_save(lib: Library, model: MMVModel, indexes: dict) -> None:
+def _final_save(lib: LibraryContext, model: MMVModel, indexes: dict) -> None:
     """Save at the end; when the job is already failing (disk full, say), a failed save is logged
     rather than raised, so it never hides the error that stopped the job. The files are a cache:
     the next open repairs them from SQLite."""

@@ -12,7 +12,7 @@ import numpy as np
 from engine.index.db import to_blob, transaction
 
 if TYPE_CHECKING:
-    from engine.api import Library
+    from engine.context import LibraryContext
 
 
 @dataclass
@@ -60,7 +60,7 @@ def _drop_clips(conn, video_id: int) -> list[int]:
     return removed
 
 
-def write_video(lib: Library, result: VideoResult, model_id: str, backbone_id: str, clip_seconds: float,
+def write_video(lib: LibraryContext, result: VideoResult, model_id: str, backbone_id: str, clip_seconds: float,
                 save_segments=None) -> Written:
     """Replace the video's clips and vectors and mark it done, in one transaction. New clips get
     new ids (ids are never reused), so an index never mistakes old vectors for new ones."""
@@ -99,7 +99,7 @@ def write_video(lib: Library, result: VideoResult, model_id: str, backbone_id: s
         return Written(clip_ids, removed, gen_before, _gen(conn, model_id))
 
 
-def mark_error(lib: Library, video_id: int, message: str, model_id: str = "") -> Written:
+def mark_error(lib: LibraryContext, video_id: int, message: str, model_id: str = "") -> Written:
     """Record why a video cannot be indexed (status 'error', kept until the file changes or the
     user retries); its old clips, if any, go."""
     with transaction(lib.db) as conn:
@@ -110,13 +110,13 @@ def mark_error(lib: Library, video_id: int, message: str, model_id: str = "") ->
         return Written([], removed, gen_before, _gen(conn, model_id))
 
 
-def mark_pending(lib: Library, video_id: int, note: str) -> None:
+def mark_pending(lib: LibraryContext, video_id: int, note: str) -> None:
     """Leave a video to the next run (a transient failure), saying why."""
     with transaction(lib.db) as conn:
         conn.execute("UPDATE videos SET status='pending', error=? WHERE id=?", (note[:500], video_id))
 
 
-def reset_errors(lib: Library, folder: Path | None) -> int:
+def reset_errors(lib: LibraryContext, folder: Path | None) -> int:
     """Failed videos (under ``folder``, a folder or one file) back to 'pending' for a retry."""
     sql, args = "UPDATE videos SET status='pending' WHERE status='error'", []
     if folder is not None:
@@ -128,7 +128,7 @@ def reset_errors(lib: Library, folder: Path | None) -> int:
         return conn.execute(sql, args).rowcount
 
 
-def remove_videos(lib: Library, path: Path) -> int:
+def remove_videos(lib: LibraryContext, path: Path) -> int:
     """Delete a file's or a folder's videos (clips, features, vectors cascade) and its root entry."""
     p = str(path.expanduser().resolve())
     prefix = p.rstrip("/") + "/"

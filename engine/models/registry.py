@@ -2,13 +2,13 @@
 
 The packaged base model is fully determined by the config (pretrained backbones from packages,
 seeded heads, ConSE class embeddings computed from the text tower and cached). Fine-tuned models
-are the base plus a heads checkpoint in the library's models/ folder.
+are the base plus a heads checkpoint in the library's models/ folder (``load_heads_checkpoint``;
+which one is active is the library's business: engine.context).
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,10 +21,8 @@ from engine.models.config import DEFAULT_MODEL, MODEL_CONFIGS, ModelConfig, get_
 from engine.models.conse import PROMPTS, class_text_embeddings
 
 if TYPE_CHECKING:
-    from engine.api import Library
     from engine.models.mmv import MMVModel
 
-log = logging.getLogger(__name__)
 
 
 def list_configs() -> list[str]:
@@ -115,20 +113,3 @@ def _checkpoint_tail(cfg, state: dict):
     tail = pretrained_tail(split)
     tail.load_state_dict(state["tail"])
     return tail
-
-
-def load_active_model(lib: Library) -> MMVModel:
-    """The library's active model: the base, or the base plus the active fine-tuned heads."""
-    model = create_model(lib.model_name, lib.device_request)
-    active = lib.active_model_id
-    if active != model.model_id:
-        row = lib.db.conn.execute("SELECT checkpoint FROM models WHERE id=?", (active,)).fetchone()
-        if row is None or not row[0]:
-            log.warning("active model %s has no checkpoint; using %s", active, model.model_id)
-        else:
-            try:
-                load_heads_checkpoint(model, lib.paths.models_dir / row[0], active)
-            except ModelError as exc:  # e.g. trained on an older backbone: search with the base instead
-                log.warning("%s; using the base model %s (run `mmvsearch models use %s` to make it permanent)",
-                            exc, model.model_id, model.model_id)
-    return model

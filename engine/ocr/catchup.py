@@ -26,13 +26,13 @@ from engine.ocr.reader import INSTALL_HINT, TextReader, available
 from engine.ocr.store import attach_vectors, save_screen_text, unread_videos
 
 if TYPE_CHECKING:
-    from engine.api import Library
+    from engine.context import LibraryContext
 
 log = logging.getLogger(__name__)
 Embed = Callable[[list[str]], np.ndarray]
 
 
-def read_library(lib: Library, token: CancelToken, reader: TextReader | None = None, embed: Embed | None = None,
+def read_library(lib: LibraryContext, token: CancelToken, reader: TextReader | None = None, embed: Embed | None = None,
                  frames_per_clip: int = FRAMES_PER_CLIP) -> Iterator[Progress]:
     """OCR for every unread video; a generator of Progress in seconds of video (stage ``read``).
     The caller holds the library's writer lock."""
@@ -67,13 +67,13 @@ def read_library(lib: Library, token: CancelToken, reader: TextReader | None = N
                              "frames_same": stats.same, "elapsed_s": elapsed})
 
 
-def _windows(lib: Library, video_id: int, duration: float) -> list[tuple[float, float]]:
+def _windows(lib: LibraryContext, video_id: int, duration: float) -> list[tuple[float, float]]:
     """The video's clip windows as indexed (the clips table), else recomputed from its duration."""
     rows = lib.db.conn.execute("SELECT start, end FROM clips WHERE video_id = ? ORDER BY idx", (video_id,)).fetchall()
     return [(float(s), float(e)) for s, e in rows] or clip_windows(duration, lib.settings.clip_seconds)
 
 
-def _library_embed(lib: Library) -> Embed:
+def _library_embed(lib: LibraryContext) -> Embed:
     """The library's text tower (raw MiniLM features, the space the transcript search compares in)."""
     model = lib.load_models()
     return lambda texts: np.asarray(model.text_features(texts), dtype=np.float32)

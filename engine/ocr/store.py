@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 
+from engine.hits import ClipHit
 from engine.ocr.extract import ScreenText
 from engine.ocr.words import joined_word_splits
-from engine.search.moments import ClipHit
 from engine.speech.store import SegmentVectors, transcript_hits
 
 ENGINE_ID = "rapidocr-ppocrv4"

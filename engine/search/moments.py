@@ -6,20 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.hits import ClipHit
 
-@dataclass
-class ClipHit:
-    clip_id: int
-    video_id: int
-    start: float
-    end: float
-    score: float
-    reason: str = "seen"          # seen | heard | said | read
-    snippet: str | None = None    # matching transcript or on-screen words, for 'said'/'heard'/'read'
-    also: tuple[str, ...] = ()    # other channels that matched this clip nearly as well
-    standardised: bool = False    # score already on the common scale (see searcher.standardise_channels)
-    exact: bool = False           # a transcript hit that contains every content word of the query
-    read_text: str | None = None  # on-screen words of this clip's 'read' match (kept when another channel wins)
+__all__ = ["ClipHit", "Moment", "SearchResult", "merge_hits"]
 
 
 @dataclass

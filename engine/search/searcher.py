@@ -28,7 +28,7 @@ from engine.index.db import from_blob
 from engine.search.moments import ClipHit, SearchResult, merge_hits
 
 if TYPE_CHECKING:
-    from engine.api import Library
+    from engine.context import LibraryContext
     from engine.models.mmv import MMVModel
 
 CANDIDATES = 300
@@ -36,7 +36,7 @@ HUB_K, HUB_WEIGHT = 10, 0.5
 
 
 class Searcher:
-    def __init__(self, lib: Library, model: MMVModel):
+    def __init__(self, lib: LibraryContext, model: MMVModel):
         self.lib, self.model = lib, model
         # A read connection of its own: searches never wait behind (or block) the writer.
         self.conn = sqlite3.connect(str(lib.paths.db), timeout=30.0, check_same_thread=False)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from engine.search.moments import ClipHit
+from engine.hits import ClipHit
 from engine.speech.transcribe import Segment
 
 EXACT_BOOST = 0.25

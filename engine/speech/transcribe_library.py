@@ -17,20 +17,20 @@ from engine.speech.store import save_segments
 from engine.speech.transcribe import SAMPLE_RATE, Transcriber, get_transcriber
 
 if TYPE_CHECKING:
-    from engine.api import Library
+    from engine.context import LibraryContext
 
 log = logging.getLogger(__name__)
 Embed = Callable[[list[str]], np.ndarray]
 
 
-def pending_videos(lib: Library) -> list[tuple[int, str, float, bool]]:
+def pending_videos(lib: LibraryContext) -> list[tuple[int, str, float, bool]]:
     """(id, path, duration, has_audio) of indexed videos that have no transcript yet."""
     rows = lib.db.conn.execute("SELECT id, path, COALESCE(duration, 0), has_audio FROM videos "
                                "WHERE status = 'done' AND COALESCE(transcribed, 0) = 0 ORDER BY path")
     return [(r[0], r[1], float(r[2]), bool(r[3])) for r in rows]
 
 
-def transcribe_library(lib: Library, token: CancelToken, embed: Embed | None = None,
+def transcribe_library(lib: LibraryContext, token: CancelToken, embed: Embed | None = None,
                        transcriber: Transcriber | None = None) -> Iterator[Progress]:
     """Transcribe every indexed, untranscribed video; a generator of Progress in seconds of media.
 
@@ -72,12 +72,12 @@ def _transcribe_file(transcriber: Transcriber, path: Path, token: CancelToken) -
     return [] if wave is None else transcriber.transcribe(wave, SAMPLE_RATE, token=token)
 
 
-def _library_embed(lib: Library) -> Embed:
+def _library_embed(lib: LibraryContext) -> Embed:
     """The library's text tower (raw MiniLM features, the space transcript_hits compares in)."""
     model = lib.load_models()
     return lambda texts: np.asarray(model.text_features(texts), dtype=np.float32)
 
 
-def _speech_device(lib: Library) -> str:
+def _speech_device(lib: LibraryContext) -> str:
     request = (getattr(lib, "device_request", None) or "cpu").lower()
     return request if request in ("cuda", "auto") else "cpu"

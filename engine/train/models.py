@@ -115,7 +115,7 @@ def use_model(lib, model_id: str) -> None:
         pass  # index files are a cache: rebuild any that went missing before searches use them
     with transaction(lib.db):
         set_meta(lib.db, "active_model", model_id)
-    lib._reset_model()
+    lib.reset_model()
     if missing:
         _catch_up(lib, model_id)
 
@@ -139,7 +139,7 @@ def _catch_up(lib, model_id: str) -> None:
         pass
     for _ in build_indexes(lib.db, Path(lib.paths.ann_dir), model_id, _model_dims(lib, model_id)):
         pass
-    lib._reset_model()
+    lib.reset_model()
 
 
 def embed_missing(lib, model, token: CancelToken | None = None) -> Iterator[Progress]:

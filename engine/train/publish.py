@@ -117,7 +117,7 @@ def publish(lib, heads, report: dict, *, token: CancelToken, device: torch.devic
         checkpoint_path.unlink(missing_ok=True)
         query_heads.unlink(missing_ok=True)
         raise
-    lib._reset_model()
+    lib.reset_model()
     yield Progress(
         stage="done",
         done=1,
