@@ -1,7 +1,7 @@
 import pytest
 
+from engine.search.fusion import fuse_hits
 from engine.search.moments import ClipHit, merge_hits
-from engine.search.searcher import fuse_hits
 
 
 def hit(cid, vid, s, score, reason="seen"):

@@ -1,0 +1,58 @@
+"""The channel registry and the searcher's plumbing, without models: channels are parts."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.hits import ClipHit
+from engine.search import searcher as searcher_mod
+from engine.search.channels import CHANNELS, Channel
+from engine.search.fusion import COMBINE, fuse
+from engine.search.query import Query
+
+
+class _Fixed:
+    """A channel that answers every query kind with the hits it was given."""
+
+    def __init__(self, reason: str, hits: list[ClipHit]):
+        self.reason, self._hits = reason, hits
+
+    def hits(self, sources, query: Query) -> list[ClipHit]:
+        return [ClipHit(h.clip_id, h.video_id, h.start, h.end, h.score, self.reason) for h in self._hits]
+
+
+def _searcher() -> searcher_mod.Searcher:
+    s = object.__new__(searcher_mod.Searcher)
+    s.sources = None
+    return s
+
+
+def test_registry_holds_the_channels_in_fusion_order():
+    assert [c.reason for c in CHANNELS] == ["seen", "heard", "said", "read"]
+    assert all(isinstance(c.reason, str) and callable(c.hits) for c in CHANNELS)
+
+
+def test_a_new_channel_is_one_registry_line(monkeypatch):
+    read: Channel = _Fixed("read", [ClipHit(7, 1, 0.0, 2.0, 0.9, "")])
+    monkeypatch.setattr(searcher_mod, "CHANNELS", [read])
+    hits = _searcher().hits(Query("text", {}, text="exit"))
+    assert [(h.clip_id, h.reason) for h in hits] == [(7, "read")]
+
+
+def test_spoken_words_are_searched_too_and_like_drops_its_own_clip(monkeypatch):
+    a = _Fixed("seen", [ClipHit(1, 1, 0.0, 2.0, 0.5, ""), ClipHit(2, 1, 2.0, 4.0, 0.4, "")])
+    monkeypatch.setattr(searcher_mod, "CHANNELS", [a])
+    spoken = Query("text", {}, text="hello")
+    assert len(_searcher().hits(Query("audio", {}, spoken=spoken))) == 4
+    assert [h.clip_id for h in _searcher().hits(Query("like", {}, exclude_clip=1))] == [2]
+
+
+def test_every_query_kind_has_a_fusion_rule():
+    hits = [ClipHit(1, 1, 0.0, 2.0, 0.5, "seen"), ClipHit(1, 1, 0.0, 2.0, 0.3, "heard"),
+            ClipHit(2, 1, 2.0, 4.0, 0.1, "seen")]
+    for kind in ("text", "audio", "image", "like"):
+        fused = fuse([ClipHit(**vars(h)) for h in hits], kind)
+        assert sorted(h.clip_id for h in fused) == [1, 2], kind
+    assert COMBINE["image"] == COMBINE["like"] == "mean"   # two views of one picture / clip
+    mean = fuse([ClipHit(**vars(h)) for h in hits], "like")
+    assert np.isclose(next(h.score for h in mean if h.clip_id == 1), (0.5 + 0.3) / 2)
