@@ -1,22 +1,11 @@
-"""Small text formatters shared by the widgets (times, durations, progress lines)."""
+"""Small text formatters shared by the widgets (durations, progress lines; times come from engine.format)."""
 
 from __future__ import annotations
 
+from engine.format import clock, span
 from engine.jobs import Progress
 
-
-def clock(seconds: float | None) -> str:
-    """0:07, 1:02:03 – the way players show positions."""
-    if seconds is None:
-        return "–"
-    s = max(0, round(seconds))
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def span(start: float, end: float) -> str:
-    return f"{clock(start)}–{clock(end)}"
+__all__ = ["clock", "duration", "eta", "index_progress_line", "span"]
 
 
 def duration(seconds: float | None) -> str:

@@ -63,7 +63,7 @@ def read_wav_bytes(data: bytes) -> np.ndarray:
     import io
     import wave
 
-    from engine.speech.resample import resample
+    from engine.media.audio import resample
 
     with wave.open(io.BytesIO(data)) as w:
         rate, n = w.getframerate(), w.getnframes()

@@ -83,7 +83,7 @@ def test_stop_early_returns_what_arrived(tmp_path):
 
 
 def resampled(wave: np.ndarray, src: int, dst: int) -> np.ndarray:
-    from engine.speech.resample import resample
+    from engine.media.audio import resample
 
     return resample(wave, src, dst)
 

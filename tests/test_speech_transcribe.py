@@ -60,7 +60,7 @@ def test_segments_have_word_timestamps_inside_the_speech(transcriber):
 
 
 def test_other_sample_rates_and_stereo_are_accepted(transcriber):
-    from engine.speech.resample import resample
+    from engine.media.audio import resample
 
     wave = resample(speak("The children played football in the park."), SAMPLE_RATE, 44100)
     stereo = np.stack([wave, wave], axis=1)

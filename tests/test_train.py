@@ -9,13 +9,12 @@ import torch
 
 from engine.api import Library
 from engine.errors import Cancelled, ModelError, TrainingError
-from engine.index.ann import AnnIndex, index_path
+from engine.index.ann import SPACE_MODALITIES, AnnIndex, index_path
 from engine.index.db import from_blob
 from engine.jobs import CancelToken
 from engine.models.config import get_config
 from engine.models.heads import FACHeads
 from engine.train.checkpoint import load_heads_state
-from engine.train.reproject import SPACE_MODALITIES
 from engine.train.synthetic import SyntheticSpec, fake_base_model, write_synthetic_library
 from engine.train.trainer import RESUME_FILE
 

@@ -36,7 +36,8 @@ from engine.errors import DiskFullError, LibraryError
 
 log = logging.getLogger(__name__)
 
-SPACES = {("va", "video"), ("va", "audio"), ("vat", "video"), ("vat", "audio")}
+# Every (space, modality) that has vectors and an HNSW file per model: the one list (indexer, re-projection).
+SPACE_MODALITIES = (("va", "video"), ("va", "audio"), ("vat", "video"), ("vat", "audio"))
 MANIFEST_FORMAT = 1
 COMPACT_SHARE = 0.25
 COMPACT_MIN = 64

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.errors import Cancelled, DiskFullError, LibraryBusyError, MediaError
-from engine.index.ann import AnnIndex, open_index
+from engine.index.ann import SPACE_MODALITIES, AnnIndex, open_index
 from engine.index.db import set_meta
 from engine.index.decode import DecodedVideo, decode_video
 from engine.index.scan import find_videos, plan_scan
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SAVE_EVERY = 10
 CHUNK_CLIPS = 32   # clips per CNN call (~1 s of CPU): the cancel token is checked between calls
-INDEXES = (("va", "video"), ("va", "audio"), ("vat", "video"), ("vat", "audio"))
 
 
 def index_paths(lib: LibraryContext, paths: list[Path], token: CancelToken, transcribe: bool,
@@ -80,7 +79,8 @@ def _transcriber(model: MMVModel):
 
 def _open_indexes(lib: LibraryContext, model: MMVModel) -> dict[tuple[str, str], AnnIndex]:
     dims = {"va": model.config.va_dim, "vat": model.config.vat_dim}
-    return {(s, m): open_index(lib.db.conn, lib.paths.ann_dir, model.model_id, s, m, dims[s]) for s, m in INDEXES}
+    return {(s, m): open_index(lib.db.conn, lib.paths.ann_dir, model.model_id, s, m, dims[s])
+            for s, m in SPACE_MODALITIES}
 
 
 def _index_files(lib: LibraryContext, model: MMVModel, todo: list[tuple[int, Path]], token: CancelToken,

@@ -109,3 +109,21 @@ def _resample(resampler: av.AudioResampler, block: np.ndarray | None, rate: int)
         frame = av.AudioFrame.from_ndarray(block[None], format="flt", layout="mono")
         frame.sample_rate = rate
     return [out.to_ndarray()[0] for out in resampler.resample(frame)]
+
+
+RESAMPLE_CHUNK = 1 << 16  # samples handed to the resampler per call
+
+
+def resample(wave: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
+    """Band-limited sample-rate conversion of mono float32 (libswresample, the same path
+    ``load_audio`` takes); no aliasing, unlike linear interpolation. The one resampler of the engine:
+    decoded files, microphone recordings and query arrays all go through it."""
+    wave = np.ascontiguousarray(wave, dtype=np.float32).reshape(-1)
+    if src_rate == dst_rate or wave.size == 0:
+        return wave.copy()
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=dst_rate)
+    chunks: list[np.ndarray] = []
+    for i in range(0, wave.size, RESAMPLE_CHUNK):
+        chunks.extend(_resample(resampler, wave[i:i + RESAMPLE_CHUNK], src_rate))
+    chunks.extend(_resample(resampler, None, 0))  # the resampler's buffered tail
+    return np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)

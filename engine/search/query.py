@@ -95,8 +95,9 @@ def load_wave(audio: str | Path | np.ndarray, sample_rate: int, model_rate: int)
     if isinstance(audio, np.ndarray):
         wave = audio.astype(np.float32).reshape(-1)
         if sample_rate != model_rate:
-            n = int(len(wave) * model_rate / sample_rate)
-            wave = np.interp(np.linspace(0, len(wave) - 1, n), np.arange(len(wave)), wave).astype(np.float32)
+            from engine.media.audio import resample  # PyAV: imported by audio queries only
+
+            wave = resample(wave, sample_rate, model_rate)
     else:
         from engine.media.audio import load_audio  # PyAV: imported by audio queries only
 

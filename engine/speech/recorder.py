@@ -165,7 +165,7 @@ class Recorder:
         wave = (np.concatenate(blocks).astype(np.float32) / 32768.0) if blocks else np.zeros(0, np.float32)
         wave = wave[: round(self.max_seconds * rate)]
         if rate != self.sample_rate:
-            from engine.speech.resample import resample
+            from engine.media.audio import resample
 
             wave = resample(wave, rate, self.sample_rate)
         return wave

@@ -205,7 +205,7 @@ def as_model_input(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     if audio.ndim != 1:
         raise MediaError(f"expected mono audio, got an array of shape {np.shape(wave)}")
     if sample_rate != SAMPLE_RATE:
-        from engine.speech.resample import resample
+        from engine.media.audio import resample
 
         audio = resample(audio, sample_rate, SAMPLE_RATE)
     audio = np.nan_to_num(audio)

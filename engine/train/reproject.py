@@ -15,11 +15,9 @@ import numpy as np
 import sqlite_utils
 import torch
 
-from engine.index.ann import index_path, rebuild_index
+from engine.index.ann import SPACE_MODALITIES, index_path, rebuild_index
 from engine.index.db import from_blob, to_blob, transaction
 from engine.jobs import CancelToken, Progress
-
-SPACE_MODALITIES = (("va", "video"), ("va", "audio"), ("vat", "video"), ("vat", "audio"))
 
 
 def _feature_filter(backbone_id: str | None, missing_for: str | None) -> tuple[str, list]:
