@@ -13,9 +13,11 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from engine import __version__
 from engine.errors import Cancelled, MMVError
+from engine.format import clock, span
 from engine.jobs import CancelToken, Progress
 
 EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 1, 2, 130
@@ -124,46 +126,63 @@ def cmd_index(args, lib_factory) -> int:
             print("no videos recorded as unreadable: nothing to retry", file=sys.stderr)
             return 0
         raise MMVError("give the files or folders to index")
+    live = sys.stderr.isatty()  # a self-overwriting bar on a terminal; plain lines into pipes and logs
     try:
         for progress in lib.index(paths, token, transcribe=args.transcribe, read_text=args.read_text,
                                   retry_errors=args.retry_errors):
-            _draw(progress)
+            _draw(progress, live, last)
             last = progress
     except KeyboardInterrupt:
         token.cancel()
         raise
     finally:
-        print(file=sys.stderr)
-    if last is not None:
-        for problem in last.info.get("problems", []):
-            print(f"mmvsearch: warning: {problem}", file=sys.stderr)
-        errors = [v for v in lib.videos() if v.status == "error"]
-        for v in errors:
+        if live:
+            print(file=sys.stderr)
+    if last is not None and last.stage == "cancelled":
+        return EXIT_CANCELLED
+    problems = last.info.get("problems", []) if last is not None else []
+    if not _any_indexed(lib, paths):
+        detail = f": {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "") \
+            if problems else ": no video files found there"
+        raise MMVError(f"nothing could be indexed{detail}")
+    for problem in problems:
+        print(f"mmvsearch: warning: {problem}", file=sys.stderr)
+    for v in lib.videos():
+        if v.status == "error":
             print(f"mmvsearch: could not index {v.path}: {v.error}", file=sys.stderr)
-    return EXIT_CANCELLED if last is not None and last.stage == "cancelled" else 0
+    return 0
 
 
-def _draw(p: Progress) -> None:
-    """One self-overwriting progress line on stderr."""
+def _any_indexed(lib, paths: list) -> bool:
+    """Whether any of the files or folders asked for holds an indexed video (new or from before)."""
+    for p in paths:
+        resolved = Path(p).expanduser().resolve()
+        rows = lib.videos(resolved) or [v for v in lib.videos() if v.path == str(resolved)]
+        if any(v.status == "done" for v in rows):
+            return True
+    return False
+
+
+def _draw(p: Progress, live: bool, previous: Progress | None = None) -> None:
+    """One self-overwriting progress line on a terminal; elsewhere plain lines, one per stage and
+    per tenth of it, without escape codes (pipes and logs)."""
     if p.stage in ("index", "done", "cancelled") and p.total:
         width = 24
         filled = int(width * p.fraction)
         info = p.info
-        eta = f" ETA {_hms(p.eta_s)}" if p.eta_s is not None and p.stage == "index" else ""
+        eta = f" ETA {clock(p.eta_s)}" if p.eta_s is not None and p.stage == "index" else ""
         speed = f" {info.get('x_realtime', 0):.0f}x real time" if info.get("video_seconds") else ""
         line = (f"[{'#' * filled}{'.' * (width - filled)}] {int(p.done)}/{int(p.total)} files, "
-                f"{info.get('clips', 0)} clips, {_hms(info.get('video_seconds', 0))} of video{speed}{eta}")
+                f"{info.get('clips', 0)} clips, {clock(info.get('video_seconds', 0))} of video{speed}{eta}")
         if p.stage != "index":
             line += f" - {p.message}"
     else:
         line = p.message
-    sys.stderr.write("\r\033[K" + line[:160])
+    if live:
+        sys.stderr.write("\r\033[K" + line[:160])
+    elif previous is None or p.stage != previous.stage or int(10 * p.fraction) != int(10 * previous.fraction):
+        sys.stderr.write(line[:160] + "\n")  # a new stage, or every tenth of one
     sys.stderr.flush()
-
-
-def _hms(seconds: float | None) -> str:
-    s = int(seconds or 0)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 def cmd_search(args, lib_factory) -> int:
@@ -197,7 +216,7 @@ def cmd_search(args, lib_factory) -> int:
         else:
             why = "/".join(m.reasons)
             snippet = f'  "{m.snippet}"' if m.snippet else ""
-            print(f"{m.score:6.3f}  {_hms(m.start)}-{_hms(m.end)}  {m.path}  [{why}] clip {m.best_clip_id}{snippet}")
+            print(f"{m.score:6.3f}  {span(m.start, m.end, '-')}  {m.path}  [{why}] clip {m.best_clip_id}{snippet}")
     if not result.moments and not args.json:
         print("no matching moments (is the library empty? see `mmvsearch status`)", file=sys.stderr)
     logging.getLogger(__name__).info("search took %.3f s", time.perf_counter() - t0)
@@ -209,7 +228,7 @@ def cmd_status(args, lib_factory) -> int:
     s = lib.status()
     print(f"library: {s.root}")
     print(f"videos: {s.n_videos} ({s.n_done} indexed, {s.n_pending} pending, {s.n_errors} unreadable, "
-          f"{s.n_missing} missing); clips: {s.n_clips}; video: {_hms(s.seconds)}")
+          f"{s.n_missing} missing); clips: {s.n_clips}; video: {clock(s.seconds)}")
     print(f"active model: {s.active_model}")
     for f in s.folders:
         print(f"  {f.path}: {f.n_done}/{f.n_videos} indexed" + (f", {f.n_errors} errors" if f.n_errors else ""))
