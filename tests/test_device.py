@@ -26,5 +26,17 @@ def test_unknown_device_and_precision_are_errors():
         resolve_device("cpu", precision="fp8")
 
 
-def test_half_precision_only_on_gpus():
+def test_half_precision_only_on_gpus(monkeypatch):
+    """Simulated GPUs (no GPU needed): half precision on CUDA and MPS, full on the CPU, and an
+    explicit precision wins everywhere."""
+    import engine.device as device_mod
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(device_mod, "_mps_available", lambda: True)
+    assert detect_devices() == ["cuda", "mps", "cpu"]
+    auto = resolve_device("auto")
+    assert (auto.device.type, auto.dtype) == ("cuda", torch.float16)
+    assert resolve_device("mps").dtype == torch.float16
     assert resolve_device("cpu").dtype == torch.float32
+    assert resolve_device("cuda", precision="fp32").dtype == torch.float32
+    assert resolve_device("cpu", precision="bf16").dtype == torch.bfloat16
