@@ -7,12 +7,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
 from app.widgets.library_panel import LibrarySnapshot, take_snapshot
 from app.workers import JobWorker, Workers
+from engine.contract import LibraryContract
 from engine.jobs import Progress
 
 SNAPSHOT_EVERY_S = 0.5
@@ -25,7 +25,7 @@ class IndexQueue(QObject):
     failed = Signal(object, str)     # exception, traceback
     finished = Signal(str)           # 'done' | 'cancelled' | 'paused' | 'error'
 
-    def __init__(self, workers: Workers, library: Callable[[], Any], parent: QObject | None = None) -> None:
+    def __init__(self, workers: Workers, library: Callable[[], LibraryContract], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.workers = workers
         self.library = library       # a getter: the window may switch libraries
@@ -63,7 +63,7 @@ class IndexQueue(QObject):
         self.workers.start(job)
         return True
 
-    def _snapshot(self, lib: Any, p: Progress | None) -> LibrarySnapshot | None:
+    def _snapshot(self, lib: LibraryContract, p: Progress | None) -> LibrarySnapshot | None:
         """In the job's thread, between two steps: at most twice a second, and once at the end."""
         now = time.monotonic()
         if p is not None and now - self._snapshot_at < SNAPSHOT_EVERY_S:

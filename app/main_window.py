@@ -48,6 +48,7 @@ from app.widgets.results_grid import ResultsGrid
 from app.widgets.search_bar import SearchBar, query_kind_of
 from app.widgets.topics_view import TopicsView
 from app.workers import JobWorker, Workers
+from engine.contract import LibraryContract, LoadedModel
 from engine.search.moments import Moment, SearchResult
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class MainWindow(QMainWindow):
     search_done = Signal(object)        # SearchResult shown (tests and the bench wait on it)
     index_finished = Signal(str)        # 'done' | 'cancelled' | 'paused' | 'error'
 
-    def __init__(self, lib: Any, *, workers: Workers | None = None,
+    def __init__(self, lib: LibraryContract, *, workers: Workers | None = None,
                  recorder_factory: Callable[[], Any] | None = None, multimedia: bool = True,
                  qsettings: QSettings | None = None, load_models: bool = True) -> None:
         super().__init__()
@@ -130,9 +131,7 @@ class MainWindow(QMainWindow):
         self.topics_action.setToolTip("Browse the library by the topics it holds")
         self.finetune_action = QAction("Fine-tune…", self, triggered=self.open_finetune)
         self.about_action = QAction("About", self, triggered=self.open_about)
-        self.finetune_action.setEnabled(hasattr(self.lib, "train"))
-        self.finetune_action.setToolTip("Adapt the model to your library" if hasattr(self.lib, "train")
-                                        else "Adapt the model to your library (needs a newer engine)")
+        self.finetune_action.setToolTip("Adapt the model to your library")
         for a, name in ((self.add_action, "folder-add"), (self.settings_action, "settings"),
                         (self.finetune_action, "finetune")):
             a.setIcon(icon(name))
@@ -234,7 +233,7 @@ class MainWindow(QMainWindow):
         self._show_model_state()
         self.workers.call(self.lib.load_models, on_result=self._models_loaded, on_error=self._models_failed)
 
-    def _models_loaded(self, model: Any) -> None:
+    def _models_loaded(self, model: LoadedModel) -> None:
         self.models_state = "ready"
         self._show_model_state(model)
         self.models_ready.emit()
@@ -246,13 +245,13 @@ class MainWindow(QMainWindow):
         self._show_model_state()
         self.notifier.error("The models could not be loaded", exc, tb)
 
-    def _show_model_state(self, model: Any = None) -> None:
+    def _show_model_state(self, model: LoadedModel | None = None) -> None:
         self.model_busy.setVisible(self.models_state == "loading")
         if self.models_state == "loading":
             self.model_label.setText("Loading models…")
         elif self.models_state == "ready":
-            model_id = getattr(model, "model_id", None) or getattr(self.lib, "active_model_id", "")
-            note = getattr(model, "device_note", None) or getattr(model, "device", "")
+            model_id = model.model_id if model is not None else self.lib.active_model_id
+            note = model.device_note if model is not None else ""
             self.model_label.setText(f"Model {model_id} · {note}")
         elif self.models_state == "failed":
             self.model_label.setText("Models failed to load (see notification)")
@@ -294,7 +293,7 @@ class MainWindow(QMainWindow):
         paths = [str(Path(p).expanduser().resolve()) for p in paths]
         if not paths:
             return
-        watched = getattr(self.lib.settings, "watch_folders", None)
+        watched = self.lib.settings.watch_folders
         if watched:   # watching is on: folders added from now on are watched too
             new = [p for p in paths if Path(p).is_dir() and p not in watched]
             if new:
@@ -331,7 +330,7 @@ class MainWindow(QMainWindow):
 
     # ---- watching ------------------------------------------------------------------------
     def apply_watch_setting(self) -> None:
-        self.watcher.watch(list(getattr(self.lib.settings, "watch_folders", []) or []))
+        self.watcher.watch(list(self.lib.settings.watch_folders))
 
     def _on_folder_changed(self, root: str) -> None:
         """New or changed files in a watched folder: index it again (unchanged files are skipped)."""
@@ -565,7 +564,6 @@ class MainWindow(QMainWindow):
         if self.finetune_dialog is not None:   # it holds the old library
             self.finetune_dialog.close()
             self.finetune_dialog = None
-        self.finetune_action.setEnabled(hasattr(new, "train"))
         was, self.models_state = self.models_state, "idle"
         self.library_panel.set_snapshot(LibrarySnapshot())
         self.apply_watch_setting()
@@ -580,9 +578,6 @@ class MainWindow(QMainWindow):
         show_about(self)
 
     def open_finetune(self) -> None:
-        if not hasattr(self.lib, "train"):
-            self.notifier.info("Not available yet", "Fine-tuning needs a newer engine.")
-            return
         from app.dialogs.finetune import FinetuneDialog
 
         if self.finetune_dialog is None:

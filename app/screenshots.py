@@ -147,18 +147,17 @@ def _run(args: argparse.Namespace) -> int:
     pump(800)
     shot(w, "04-player")
 
-    if hasattr(lib, "train"):
-        w.open_finetune()
-        dlg = w.finetune_dialog
-        dlg.resize(640, 720)
-        dlg.minutes.setValue(1)
-        dlg.start()
-        # a one-minute run to the end, so the before/after figures and "switch back" show
-        wait_until(lambda: dlg.job is None, 900, "training")
-        wait_until(lambda: dlg.models.count() >= 2, 60, "the new model in the list")
-        pump(800)
-        shot(dlg, "05-finetune")
-        dlg.close()
+    w.open_finetune()
+    dlg = w.finetune_dialog
+    dlg.resize(640, 720)
+    dlg.minutes.setValue(1)
+    dlg.start()
+    # a one-minute run to the end, so the before/after figures and "switch back" show
+    wait_until(lambda: dlg.job is None, 900, "training")
+    wait_until(lambda: dlg.models.count() >= 2, 60, "the new model in the list")
+    pump(800)
+    shot(dlg, "05-finetune")
+    dlg.close()
 
     from app.dialogs.settings import SettingsDialog
     sd = SettingsDialog(lib, w.workers, w)

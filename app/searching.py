@@ -18,6 +18,7 @@ from PySide6.QtGui import QImage
 
 from app.format import span
 from app.workers import JobWorker, Workers
+from engine.contract import LibraryContract
 from engine.jobs import CancelToken, Progress
 from engine.search.moments import Moment, SearchResult
 
@@ -43,7 +44,7 @@ class SearchRunner(QObject):
     failed = Signal(object, str)         # exception, traceback (newest query only)
     thumbnail = Signal(int, QImage)      # row in the newest results, its image
 
-    def __init__(self, workers: Workers, library: Callable[[], Any], parent: QObject | None = None) -> None:
+    def __init__(self, workers: Workers, library: Callable[[], LibraryContract], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.workers = workers
         self.library = library

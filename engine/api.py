@@ -18,6 +18,7 @@ import numpy as np
 import sqlite_utils
 
 from engine.context import LibraryContext
+from engine.contract import FolderSummary, VideoRow
 from engine.errors import LibraryError
 from engine.index import db as dbmod
 from engine.index.lock import WriterLock
@@ -36,29 +37,6 @@ BASE_MODEL_ID = get_config(DEFAULT_MODEL).base_model_id
 
 
 @dataclass
-class VideoRow:
-    id: int
-    path: str
-    status: str
-    error: str | None
-    duration: float | None
-    n_clips: int
-    has_audio: bool
-    transcribed: bool
-
-
-@dataclass
-class FolderSummary:
-    path: str
-    n_videos: int
-    n_done: int
-    n_errors: int
-    n_pending: int
-    n_missing: int
-    seconds: float
-
-
-@dataclass
 class LibraryStatus:
     root: str
     n_videos: int
@@ -74,7 +52,9 @@ class LibraryStatus:
 
 
 class Library:
-    """A video library on disk plus the models that index and search it."""
+    """A video library on disk plus the models that index and search it.
+
+    Implements engine.contract.LibraryContract, what the GUI calls (checked by tests/test_contract.py)."""
 
     def __init__(self, root: str | Path | None = None, device: str | None = None, model_name: str = "mmv-base"):
         paths = LibraryPaths(resolve_library_dir(root)).ensure()

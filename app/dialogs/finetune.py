@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from app.format import eta
 from app.widgets.loss_plot import LossPlot
 from app.workers import JobWorker, Workers
+from engine.contract import LibraryContract
 from engine.jobs import Progress
 
 # Readable names for the evaluation figures the trainer records (others show their raw key).
@@ -79,7 +80,7 @@ def _num(v: Any) -> str:
 class FinetuneDialog(QDialog):
     model_changed = Signal(str)
 
-    def __init__(self, lib: Any, workers: Workers, parent: QWidget | None = None) -> None:
+    def __init__(self, lib: LibraryContract, workers: Workers, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.lib = lib
         self.workers = workers
@@ -153,13 +154,11 @@ class FinetuneDialog(QDialog):
 
     # ---- models --------------------------------------------------------------------------
     def refresh_models(self) -> None:
-        if not hasattr(self.lib, "list_models"):
-            return
         self.workers.call(self.lib.list_models, on_result=self._show_models)
 
     def _show_models(self, models: list[Any]) -> None:
         self.models.clear()
-        active = getattr(self.lib, "active_model_id", None)
+        active = self.lib.active_model_id
         for m in models:
             mid = field(m, "id") or field(m, "model_id") or str(m)
             label = mid
@@ -186,7 +185,7 @@ class FinetuneDialog(QDialog):
             self.use_model(item.data(Qt.ItemDataRole.UserRole))
 
     def use_model(self, model_id: str) -> None:
-        current = getattr(self.lib, "active_model_id", None)
+        current = self.lib.active_model_id
         if current and current != model_id:
             self.previous_model = current
             self.back_btn.setEnabled(True)
@@ -207,7 +206,7 @@ class FinetuneDialog(QDialog):
     def start(self) -> None:
         if self.job is not None:
             return
-        self.previous_model = getattr(self.lib, "active_model_id", None)
+        self.previous_model = self.lib.active_model_id
         self.plot.clear()
         self.figures.setText("")
         kwargs: dict[str, Any] = {"minutes": float(self.minutes.value())}
@@ -256,7 +255,7 @@ class FinetuneDialog(QDialog):
             self.figures.setText(figs)
 
     def _trained(self) -> None:
-        new = getattr(self.lib, "active_model_id", None)
+        new = self.lib.active_model_id
         self.status.setText(f"Done. Now searching with {new}." if new else "Done.")
         if self.previous_model and new and new != self.previous_model:
             self.back_btn.setEnabled(True)

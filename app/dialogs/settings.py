@@ -7,7 +7,6 @@ location is the app's own choice (QSettings), since a library cannot store where
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.workers import Workers
+from engine.contract import LibraryContract
 
 DEVICE_LABELS = {"auto": "Automatic (best available)", "cpu": "CPU", "cuda": "GPU (CUDA)",
                  "mps": "GPU (Apple)"}
@@ -40,7 +40,7 @@ def detect_devices() -> list[str]:
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, lib: Any, workers: Workers, parent: QWidget | None = None,
+    def __init__(self, lib: LibraryContract, workers: Workers, parent: QWidget | None = None,
                  folders: list[str] | None = None) -> None:
         super().__init__(parent)
         self.lib = lib
@@ -88,7 +88,7 @@ class SettingsDialog(QDialog):
         form.addRow("On-screen text", self.read_text)
 
         self.watch = QCheckBox("Watch the library's folders and index new videos automatically")
-        self.watch.setChecked(bool(getattr(s, "watch_folders", [])))
+        self.watch.setChecked(bool(s.watch_folders))
         form.addRow("Folders", self.watch)
 
         self.excluded = QPlainTextEdit("\n".join(s.excluded_patterns))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtWidgets import (
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from app.format import duration, index_progress_line
 from app.icons import icon
+from engine.contract import FolderSummary, LibraryContract, VideoRow
 from engine.jobs import Progress
 
 PathRole = Qt.ItemDataRole.UserRole + 1
@@ -36,17 +36,17 @@ PathRole = Qt.ItemDataRole.UserRole + 1
 class LibrarySnapshot:
     """What the panel shows; built from ``lib.folders()`` and ``lib.videos()`` in a worker thread."""
 
-    folders: list[Any] = field(default_factory=list)          # engine.api.FolderSummary
-    errors: dict[str, list[Any]] = field(default_factory=dict)  # folder -> VideoRow with status 'error'
+    folders: list[FolderSummary] = field(default_factory=list)
+    errors: dict[str, list[VideoRow]] = field(default_factory=dict)  # folder -> its videos with status 'error'
     n_videos: int = 0
     n_done: int = 0
     seconds: float = 0.0
 
 
-def take_snapshot(lib: Any) -> LibrarySnapshot:
+def take_snapshot(lib: LibraryContract) -> LibrarySnapshot:
     folders = lib.folders()
     videos = lib.videos()
-    errors: dict[str, list[Any]] = {}
+    errors: dict[str, list[VideoRow]] = {}
     for v in videos:
         if v.status == "error":
             owner = next((f.path for f in folders

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from app.widgets.results_grid import ResultsGrid
 from app.workers import JobWorker, Workers
+from engine.contract import LibraryContract
 from engine.jobs import CancelToken, Progress
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class TopicsView(QWidget):
     shown = Signal(object)      # TopicSet now shown (tests wait on it)
     failed = Signal(object)     # exception
 
-    def __init__(self, library: Callable[[], Any], workers: Workers, parent: QWidget | None = None) -> None:
+    def __init__(self, library: Callable[[], LibraryContract], workers: Workers, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.library, self.workers = library, workers
         self.topic_set = None
@@ -83,9 +83,6 @@ class TopicsView(QWidget):
     def refresh(self) -> None:
         """Recompute the topics in a worker (k from the spin box; 0 means automatic)."""
         lib = self.library()
-        if not hasattr(lib, "topics"):
-            self.status.setText("Topics need a newer engine.")
-            return
         k = self.k_box.value() or None
         self.find_button.setEnabled(False)
         self.status.setText("Finding topics…")

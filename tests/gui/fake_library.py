@@ -1,4 +1,6 @@
-"""A stand-in for engine.api.Library with the same surface, fast and deterministic.
+"""A stand-in for engine.api.Library with the same surface (engine.contract.LibraryContract, checked
+by tests/gui/test_contract.py), fast and deterministic. It reports only figures the real engine
+reports too (training: the loss per step, then the self-retrieval metrics under "metrics").
 
 It "indexes" any file whose name ends in a video extension (one clip per 2 s of a fake 6 s
 duration, files named ``bad*`` fail), and text search ranks videos whose file name contains a
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtGui import QColor, QImage
 
-from engine.api import FolderSummary, VideoRow
+from engine.contract import FolderSummary, VideoRow
 from engine.errors import LibraryError, MediaError, QueryError
 from engine.jobs import CancelToken, Progress
 from engine.library import VIDEO_EXTENSIONS, LibraryPaths, Settings
@@ -44,7 +46,9 @@ class FakeLibrary:
         self.settings = Settings.load(self.paths.settings)
         self.load_delay = load_delay
         self.file_delay = file_delay
-        self.active_model_id = "mmv-base-v1"
+        self._active_model_id = "mmv-base-v1"
+        self.models = [{"id": "mmv-base-v1", "name": "base"}]
+        self.train_requests: list[dict] = []
         self._model: FakeModel | None = None
         self._lock = threading.Lock()
         self._writer = threading.Lock()
@@ -55,6 +59,10 @@ class FakeLibrary:
         self.closed = False
 
     # models
+    @property
+    def active_model_id(self) -> str:
+        return self._active_model_id
+
     def load_models(self) -> FakeModel:
         with self._lock:
             if self._model is None:
@@ -67,7 +75,7 @@ class FakeLibrary:
         return self._model is not None
 
     # indexing
-    def index(self, paths, token: CancelToken | None = None, transcribe=None):
+    def index(self, paths, token: CancelToken | None = None, transcribe=None, read_text=None, retry_errors=False):
         token = token or CancelToken()
         if not self._writer.acquire(blocking=False):
             raise LibraryError("another job is already writing to this library")
@@ -108,6 +116,13 @@ class FakeLibrary:
                                      "video_seconds": 6.0 * done})
         finally:
             self._writer.release()
+
+    def reset_errors(self, folder=None) -> int:
+        pre = None if folder is None else str(Path(folder).resolve()).rstrip("/") + "/"
+        failed = [v for k, v in self._videos.items() if v.status == "error" and (pre is None or k.startswith(pre))]
+        for v in failed:
+            v.status, v.error = "pending", None
+        return len(failed)
 
     def remove(self, path) -> int:
         p = str(Path(path).resolve())
@@ -189,6 +204,35 @@ class FakeLibrary:
             img.save(str(out), "JPG")
         return out
 
+    def topics(self, k=None):
+        raise LibraryError("the fake library has no vectors to group into topics")
+
+    # training and models: the same Progress the engine's trainer yields (engine.train.run/publish)
+    def train(self, token: CancelToken | None = None, **options):
+        token = token or CancelToken()
+        self.train_requests.append({"minutes": options.get("minutes", 5.0), "device": options.get("device", "auto"),
+                                    "deep": options.get("deep", False)})
+        steps = 20
+        for s in range(1, steps + 1):
+            token.raise_if_cancelled()
+            time.sleep(0.005)
+            info = {"loss": 2.0 / s + 0.1, "epoch": 1 + s // 10, "clips_per_s": 1000.0, "elapsed_s": 0.005 * s}
+            yield Progress("train", s, steps, "steps", eta_s=(steps - s) * 0.005, info=info,
+                           message=f"epoch {info['epoch']}: loss {info['loss']:.3f}")
+        new = f"ft-{len(self.models)}"
+        metrics = {"before": {"clips": 40, "a2v_r1_clip": 0.41, "a2v_r1_video": 0.45},
+                   "after": {"clips": 40, "a2v_r1_clip": 0.55, "a2v_r1_video": 0.6}}
+        self.models.append({"id": new, "name": "fine-tuned", "info": {"metrics": metrics}})
+        self._active_model_id = new
+        yield Progress("done", 1, 1, message=f"now using {new}",
+                       info={"model_id": new, "parent": "mmv-base-v1", "metrics": metrics, "train_seconds": 0.1})
+
+    def list_models(self):
+        return list(self.models)
+
+    def use_model(self, model_id: str) -> None:
+        self._active_model_id = model_id
+
     def save_settings(self) -> None:
         self.settings.save(self.paths.settings)
 
@@ -196,35 +240,8 @@ class FakeLibrary:
         self.closed = True
 
 
-class FakeTrainableLibrary(FakeLibrary):
-    """Adds the training API the training engineer is adding to engine.api.Library."""
-
-    def __init__(self, *a, **kw) -> None:
-        super().__init__(*a, **kw)
-        self.models = [{"id": "mmv-base-v1", "name": "base"}]
-        self.train_requests: list[dict] = []
-
-    def train(self, minutes: float = 5.0, token: CancelToken | None = None, device: str = "auto",
-              deep: bool = False):
-        token = token or CancelToken()
-        self.train_requests.append({"minutes": minutes, "device": device, "deep": deep})
-        steps = 20
-        for s in range(1, steps + 1):
-            token.raise_if_cancelled()
-            time.sleep(0.005)
-            info = {"loss": 2.0 / s + 0.1, "step": s}
-            if s == steps:
-                info.update({"before": {"recall@5": 0.41}, "after": {"recall@5": 0.55}})
-            yield Progress("train", s, steps, "steps", eta_s=(steps - s) * 0.005, info=info)
-        new = f"ft-{len(self.models)}"
-        self.models.append({"id": new, "name": "fine-tuned"})
-        self.active_model_id = new
-
-    def list_models(self):
-        return list(self.models)
-
-    def use_model(self, model_id: str) -> None:
-        self.active_model_id = model_id
+# Every library trains (engine.contract); the old name stays for the tests that use it.
+FakeTrainableLibrary = FakeLibrary
 
 
 class FakeRecorder:
