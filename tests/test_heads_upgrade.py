@@ -53,8 +53,8 @@ def test_searcher_catches_up_before_the_first_search(tmp_path, monkeypatch):
     lib = Library(tmp_path / "lib")
     model = fake_base_model()
     write_synthetic_library(lib.db, SyntheticSpec(n_pairs=2, videos_per_pair=2), model.config)
-    lib.load_models = lambda: model
-    lib._model = model
+    lib.ctx.loader = lambda ctx: model
+    lib.ctx.adopt_model(model)
     import engine.search.searcher as searcher_mod
 
     monkeypatch.setattr(searcher_mod.Searcher, "__init__", lambda self, lib, model: None)

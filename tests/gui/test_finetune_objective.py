@@ -12,10 +12,9 @@ pytestmark = pytest.mark.gui
 
 
 class ObjectiveLibrary(FakeTrainableLibrary):
-    def train(self, minutes: float = 5.0, token=None, device: str = "auto", deep: bool = False,
-              objective: str = "mmv"):
-        yield from super().train(minutes, token, device, deep)
-        self.train_requests[-1]["objective"] = objective
+    def train(self, token=None, **options):
+        yield from super().train(token, **options)
+        self.train_requests[-1]["objective"] = options.get("objective", "mmv")
 
 
 @pytest.mark.parametrize("choice", ["mmv", "swav"])
