@@ -19,6 +19,7 @@ from engine import __version__
 from engine.errors import Cancelled, MMVError
 from engine.format import clock, span
 from engine.jobs import CancelToken, Progress
+from engine.terminal import ProgressLine
 
 EXIT_ERROR, EXIT_USAGE, EXIT_CANCELLED = 1, 2, 130
 
@@ -126,18 +127,17 @@ def cmd_index(args, lib_factory) -> int:
             print("no videos recorded as unreadable: nothing to retry", file=sys.stderr)
             return 0
         raise MMVError("give the files or folders to index")
-    live = sys.stderr.isatty()  # a self-overwriting bar on a terminal; plain lines into pipes and logs
+    out = ProgressLine()  # a self-overwriting bar on a terminal; plain lines into pipes and logs
     try:
         for progress in lib.index(paths, token, transcribe=args.transcribe, read_text=args.read_text,
                                   retry_errors=args.retry_errors):
-            _draw(progress, live, last)
+            out.show(progress, _progress_text(progress))
             last = progress
     except KeyboardInterrupt:
         token.cancel()
         raise
     finally:
-        if live:
-            print(file=sys.stderr)
+        out.end()
     if last is not None and last.stage == "cancelled":
         return EXIT_CANCELLED
     problems = last.info.get("problems", []) if last is not None else []
@@ -163,9 +163,7 @@ def _any_indexed(lib, paths: list) -> bool:
     return False
 
 
-def _draw(p: Progress, live: bool, previous: Progress | None = None) -> None:
-    """One self-overwriting progress line on a terminal; elsewhere plain lines, one per stage and
-    per tenth of it, without escape codes (pipes and logs)."""
+def _progress_text(p: Progress) -> str:
     if p.stage in ("index", "done", "cancelled") and p.total:
         width = 24
         filled = int(width * p.fraction)
@@ -178,11 +176,7 @@ def _draw(p: Progress, live: bool, previous: Progress | None = None) -> None:
             line += f" - {p.message}"
     else:
         line = p.message
-    if live:
-        sys.stderr.write("\r\033[K" + line[:160])
-    elif previous is None or p.stage != previous.stage or int(10 * p.fraction) != int(10 * previous.fraction):
-        sys.stderr.write(line[:160] + "\n")  # a new stage, or every tenth of one
-    sys.stderr.flush()
+    return line
 
 
 def cmd_search(args, lib_factory) -> int:

@@ -88,11 +88,14 @@ def _transcribe(lib) -> int:
         from engine.speech.transcribe_library import transcribe_library
 
         runner = lambda token: transcribe_library(lib, token)
+    from engine.terminal import ProgressLine
+
     last = None
+    out = ProgressLine()
     for progress in runner(CancelToken()):
         last = progress
-        print(f"\r[{progress.fraction * 100:5.1f}%] {progress.message[:70]:70s}", end="", file=sys.stderr)
-    print(file=sys.stderr)
+        out.show(progress, f"[{progress.fraction * 100:5.1f}%] {progress.message[:70]}")
+    out.end()
     failed = (last.info.get("failed") if last else None) or []
     for path in failed:
         print(f"could not read: {path}", file=sys.stderr)

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 
 from engine.jobs import CancelToken, Progress
+from engine.terminal import ProgressLine
 
 # The registry (objective.OBJECTIVES) needs torch; the parser must not. tests/test_objectives.py
 # checks that the two lists agree. docs/objectives.md says which to pick.
@@ -63,6 +64,7 @@ def run_command(args, lib_factory: Callable) -> int | None:
 def _train(args, lib) -> int:
     token = CancelToken()
     device = args.train_device or getattr(args, "device", None) or "auto"
+    out = ProgressLine()
     try:
         for progress in lib.train(
             token,
@@ -77,14 +79,14 @@ def _train(args, lib) -> int:
             objective=args.objective,
             resume=args.resume,
         ):
-            _draw(progress)
+            out.show(progress, format_progress(progress))
             if progress.stage == "done":
                 _summary(progress)
     except KeyboardInterrupt:
         token.cancel()
         raise
     finally:
-        print(file=sys.stderr)
+        out.end()
     return 0
 
 
@@ -103,11 +105,6 @@ def format_progress(p: Progress) -> str:
 def _parts(info: dict) -> str:
     """The loss terms of the chosen objective (``loss_<name>`` entries), e.g. "nce 0.41, milnce 2.1"."""
     return ", ".join(f"{k[5:]} {v:.3f}" for k, v in info.items() if k.startswith("loss_") and v)
-
-
-def _draw(p: Progress) -> None:
-    sys.stderr.write("\r\033[K" + format_progress(p)[:160])
-    sys.stderr.flush()
 
 
 def _summary(p: Progress) -> None:
