@@ -112,7 +112,7 @@ class TopicsView(QWidget):
         self.status.setToolTip(topic_set.criterion)
         self.topic_list.clear()
         for t in topic_set.topics:
-            item = QListWidgetItem(f"{t.name}\n{t.clips} clips · {t.videos} videos")
+            item = QListWidgetItem(f"{t.name}\n{t.clips} clips · {t.videos} video{'' if t.videos == 1 else 's'}")
             item.setData(TopicRole, t)
             item.setToolTip("\n".join(filter(None, [
                 "shows: " + ", ".join(t.classes) if t.classes else "",

@@ -30,7 +30,7 @@ def run_command(args, lib_factory: Callable) -> int | None:
     print(f"{len(result.topics)} topics over {result.clips} clips ({result.method}; {result.criterion}); "
           f"{result.seconds:.2f} s")
     for t in result.topics:
-        print(f"\n[{t.id + 1}] {t.name}  ({t.clips} clips, {t.videos} videos)")
+        print(f"\n[{t.id + 1}] {t.name}  ({t.clips} clips, {t.videos} video{'' if t.videos == 1 else 's'})")
         for m in t.moments[: args.moments]:
             print(f"    {Path(m.path).name}  {_clock(m.start)}-{_clock(m.end)}")
     return 0
