@@ -34,7 +34,7 @@ def _speech(text: str) -> np.ndarray:
     import io
     import wave
 
-    from engine.speech.resample import resample
+    from engine.media.audio import resample
 
     raw = subprocess.run([exe, "-v", "en-us", "-s", "150", "--stdout", text], check=True,
                          capture_output=True).stdout

@@ -26,7 +26,7 @@ from engine.train.synthetic import SyntheticSpec, fake_base_model, write_synthet
 def library(tmp_path):
     lib = Library(tmp_path / "lib")
     model = fake_base_model()
-    lib.load_models = lambda: model  # training reads stored features only
+    lib.ctx.loader = lambda ctx: model  # training reads stored features only
     lib.labels = write_synthetic_library(lib.db, SyntheticSpec(silent_every=5), model.config)
     lib.base_heads = model.heads
     yield lib
@@ -114,7 +114,7 @@ def test_swav_publishes_its_prototypes_and_topics_use_them(library):
     prototypes = load_prototypes(library.paths.models_dir, model_id)
     assert prototypes.shape == (32, library.base_heads.cfg.va_dim)
     assert np.allclose(np.linalg.norm(prototypes, axis=1), 1.0, atol=1e-5)
-    library.load_models = lambda: None
+    library.ctx.loader = lambda ctx: None
     result = discover_topics(library)
     assert result.method == "swav prototypes" and result.model_id == model_id
     # each topic holds one of the 4 planted sound-picture pairs
