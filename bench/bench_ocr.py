@@ -196,7 +196,7 @@ def bench_media(root: Path, frames_per_clip: tuple[int, ...] = (1, 2)) -> dict:
                      "ocr_share_of_indexing_cpu": ocr_cpu / (index_cpu + ocr_cpu),
                      "frames": info.get("frames"), "frames_read": info.get("frames_read"),
                      "frames_same": info.get("frames_same"), "load": load()}
-    lib._searcher = None  # as after any indexing job
+    # the same searcher: its on-screen text vectors reload when the table changed (data_version)
     latency_after = query_latency(lib)
     read = {}
     for path, start, end, text, conf in lib.db.conn.execute(
@@ -214,30 +214,37 @@ def bench_media(root: Path, frames_per_clip: tuple[int, ...] = (1, 2)) -> dict:
 
 def bench_latency(root: Path, rounds: int = 5) -> dict:
     """Query latency with and without the read channel, interleaved query by query on the same
-    library (the shared media, read), so that the machine's load drifts out of the difference."""
+    library (the shared media, read), in alternating order, so that the machine's load drifts out
+    of the difference."""
     from engine.api import Library
-    from engine.search.searcher import Searcher
+    from engine.search import channels
+    from engine.search.query import text_query
 
     lib = Library(root, device="cpu")
     searcher = lib.searcher()
+    read = next(c for c in channels.CHANNELS if c.reason == "read")
     with_read, without_read, channel = [], [], []
     searcher.search_text("warm up", 10)
-    original = Searcher._read_hits
-    for _ in range(rounds):
-        for q in QUERIES:
+    def timed(q: str, use_read: bool) -> float:
+        if not use_read:
+            channels.CHANNELS.remove(read)
+        try:
             t0 = time.perf_counter()
             searcher.search_text(q, 10)
-            with_read.append(time.perf_counter() - t0)
-            Searcher._read_hits = lambda self, text, tvec: []
-            try:
-                t0 = time.perf_counter()
-                searcher.search_text(q, 10)
-                without_read.append(time.perf_counter() - t0)
-            finally:
-                Searcher._read_hits = original
-            tfeat, _ = searcher.model.text_query(q)
+            return time.perf_counter() - t0
+        finally:
+            if not use_read:
+                channels.CHANNELS.append(read)
+
+    for r in range(rounds):
+        for i, q in enumerate(QUERIES):
+            order = (True, False) if (r + i) % 2 == 0 else (False, True)  # alternate: no order effect
+            times = {use: timed(q, use) for use in order}
+            with_read.append(times[True])
+            without_read.append(times[False])
+            query = text_query(searcher.model, q)
             t0 = time.perf_counter()
-            searcher._read_hits(q, tfeat)
+            read.hits(searcher.sources, query)
             channel.append(time.perf_counter() - t0)
     rows = lib.db.conn.execute("SELECT COUNT(*) FROM screen_text").fetchone()[0]
     lib.close()
