@@ -116,6 +116,7 @@ def _artifact(kind: str) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)
 @pytest.mark.parametrize("kind", ["tar", "deb"])
 def test_installed_app_smoke(kind):
     """Install the built artifact and use it offline (packaging/smoke_test.sh); never builds one."""
@@ -125,7 +126,7 @@ def test_installed_app_smoke(kind):
     if kind == "deb" and (os.geteuid() != 0 or shutil.which("dpkg") is None):
         pytest.skip("installing a .deb needs root and dpkg")
     res = subprocess.run(["bash", str(ROOT / "packaging" / "smoke_test.sh"), kind, str(artifact)],
-                         capture_output=True, text=True, timeout=1800)
+                         capture_output=True, text=True, timeout=2300)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
 
 
