@@ -66,9 +66,14 @@ make_bundle() {
   fi
   log "freezing the app with PyInstaller"
   local t0=$SECONDS
-  rm -rf "$(dirname "$bundle")" "$root/build/pyinstaller$suffix"
+  rm -rf "$(dirname "$bundle")"   # the work folder stays: PyInstaller reuses what did not change
+  # Freeze a snapshot of the sources: an edit or a git rebase during the long build cannot mix two
+  # versions, and the copies' fresh mtimes make PyInstaller recompile every module (it decides
+  # by mtime whether its cached archive of modules is stale).
+  local src="$root/build/src$suffix"
+  rm -rf "$src" && mkdir -p "$src" && cp -r engine app resources packaging "$src/"
   "$venv/bin/python" -m PyInstaller --noconfirm --log-level WARN \
-    --distpath "$(dirname "$bundle")" --workpath "$root/build/pyinstaller$suffix" packaging/mmvsearch.spec
+    --distpath "$(dirname "$bundle")" --workpath "$root/build/pyinstaller$suffix" "$src/packaging/mmvsearch.spec"
   ln -sfn mmvsearch "$bundle/mmvsearch-app"     # one program, two names (packaging/launcher.py)
   if [ -z "${MMVSEARCH_NO_TRIM:-}" ]; then "$venv/bin/python" packaging/trim.py "$bundle"; fi
   "$bundle/mmvsearch" --version
@@ -103,7 +108,7 @@ make_deb() {
     printf 'Conflicts: mmvsearch\nReplaces: mmvsearch\nProvides: mmvsearch\n' >> "$stage/DEBIAN/control"
   fi
   install -m 755 packaging/deb/postinst packaging/deb/postrm "$stage/DEBIAN/"
-  dpkg-deb --root-owner-group -Zzstd -z9 --build "$stage" "$out.tmp" >/dev/null
+  dpkg-deb --root-owner-group -Zzstd -z6 --build "$stage" "$out.tmp" >/dev/null
   mv "$out.tmp" "$out"
   rm -rf "$stage"
   log "$out: $(du -h "$out" | cut -f1) in $((SECONDS - t0)) s"
