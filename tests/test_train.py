@@ -253,6 +253,7 @@ def test_cli_train_models_and_use(library, capsys):
     assert run_command(train_args, lambda: library) == 0
     err = capsys.readouterr().err
     assert "step 6/6" in err and "nce" in err and "clips/s" in err and "new model ft-" in err
+    assert "held-out check: too small to judge" in err  # 12 videos: nothing held out, and it says so
     assert run_command(parse(["models"]), lambda: library) == 0
     listing = capsys.readouterr().out.splitlines()
     assert listing[0].startswith(f"  {BASE}") and listing[1].startswith("* ft-")

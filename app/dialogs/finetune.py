@@ -34,11 +34,11 @@ from app.workers import JobWorker, Workers
 from engine.contract import LibraryContract
 from engine.jobs import Progress
 
-# Readable names for the evaluation figures the trainer records (others show their raw key).
-METRIC_LABELS = {
-    "a2v_r1_clip": "sound → picture, right clip first",
-    "a2v_r1_video": "sound → picture, right video first",
-    "clips": "clips evaluated",
+# Readable names of the figures a training run measures on its held-out videos.
+FIGURE_LABELS = {
+    "sound_to_picture": "sound → picture",
+    "sound_to_sound": "sound → similar sound",
+    "narration_to_picture": "narration → picture",
 }
 DEVICES = (("auto", "Automatic"), ("cpu", "CPU"), ("cuda", "GPU (CUDA)"), ("mps", "GPU (Apple)"))
 
@@ -51,26 +51,36 @@ def field(obj: Any, name: str, default: Any = None) -> Any:
 
 
 def figures_text(info: dict[str, Any]) -> str:
-    """Before/after evaluation figures from a Progress info or a model record, as HTML rows."""
-    if isinstance(info.get("metrics"), dict):   # a model record keeps them under "metrics"
-        info = info["metrics"]
+    """The held-out before/after figures of a run (from the final Progress info or a model record)
+    as HTML: only videos the run never trained on are measured, so only those are shown; a
+    library too small to hold videos out gets its plain note instead of numbers."""
+    metrics = info.get("metrics") if isinstance(info.get("metrics"), dict) else info
+    held = metrics.get("held_out") if isinstance(metrics, dict) else None
+    if not isinstance(held, dict) or not held:
+        return ""
+    if not held.get("judged"):
+        return f"<i>Held-out check: {held.get('note', 'not done')}</i>"
+    before, after = held.get("before") or {}, held.get("after") or {}
     rows = []
-    before, after = info.get("before"), info.get("after")
-    if isinstance(before, dict) or isinstance(after, dict):
-        keys = sorted(set((before or {}).keys()) | set((after or {}).keys()))
-        for k in keys:
-            b, a = (before or {}).get(k), (after or {}).get(k)
-            rows.append(f"<tr><td>{METRIC_LABELS.get(k, k)}</td><td align=right>{_num(b)}</td>"
-                        f"<td align=right>{_num(a)}</td></tr>")
-    else:
-        for k, v in sorted(info.items()):
-            if k.startswith("before_") and isinstance(v, int | float):
-                name = k[len("before_"):]
-                rows.append(f"<tr><td>{name}</td><td align=right>{_num(v)}</td>"
-                            f"<td align=right>{_num(info.get('after_' + name))}</td></tr>")
+    for key, name in FIGURE_LABELS.items():
+        for k in ("R@1", "R@5"):
+            b, a = (before.get(key) or {}).get(k), (after.get(key) or {}).get(k)
+            if a or b:
+                rand = (a or b).get("random")
+                rows.append(f"<tr><td>{name} {k}</td><td align=right>{_est(b)}</td>"
+                            f"<td align=right>{_est(a)}</td><td align=right>{_num(rand)}</td></tr>")
     if not rows:
         return ""
-    return "<table cellspacing=6><tr><th></th><th>before</th><th>after</th></tr>" + "".join(rows) + "</table>"
+    head = (f"On {len(held.get('videos', []))} held-out videos, never trained on "
+            f"(95% intervals):")
+    return (f"{head}<table cellspacing=6><tr><th></th><th>before</th><th>after</th><th>random</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def _est(e: Any) -> str:
+    if not isinstance(e, dict):
+        return "–"
+    return f"{e['value']:.2f} [{e['low']:.2f}–{e['high']:.2f}]"
 
 
 def _num(v: Any) -> str:
@@ -90,7 +100,9 @@ class FinetuneDialog(QDialog):
         self.setMinimumWidth(560)
         lay = QVBoxLayout(self)
         intro = QLabel("Fine-tuning adapts the search model to your own videos using what it already "
-                       "extracted (no video is decoded again). Your current model is kept: "
+                       "extracted (no video is decoded again, unless you also fine-tune the picture "
+                       "layers below). A fifth of your videos is held out: never trained on, it shows "
+                       "whether the new model really finds things better. Your current model is kept: "
                        "you can switch back.")
         self.deep = QCheckBox("Also fine-tune the last picture layers (decodes every video once more; "
                               "best with a GPU)")
@@ -129,8 +141,11 @@ class FinetuneDialog(QDialog):
         self.bar.setRange(0, 1000)
         self.bar.setValue(0)
         self.status = QLabel("Not started.")
+        self.note = QLabel()
+        self.note.setWordWrap(True)
         lay.addWidget(self.bar)
         lay.addWidget(self.status)
+        lay.addWidget(self.note)
         self.plot = LossPlot()
         lay.addWidget(self.plot, 1)
         self.figures = QLabel()
@@ -209,6 +224,7 @@ class FinetuneDialog(QDialog):
         self.previous_model = self.lib.active_model_id
         self.plot.clear()
         self.figures.setText("")
+        self.note.setText("")
         kwargs: dict[str, Any] = {"minutes": float(self.minutes.value())}
         try:
             params = inspect.signature(self.lib.train).parameters
@@ -240,9 +256,11 @@ class FinetuneDialog(QDialog):
         step = info.get("step", p.done)
         if "loss" in info:
             self.plot.add(step, info["loss"], "loss")
-        if "val_loss" in info:
-            self.plot.add(step, info["val_loss"], "val_loss")
+        if "val_loss" in info:   # measured on the held-out videos at the end of each epoch
+            self.plot.add(step, info["val_loss"], "held-out loss")
         parts = [p.stage.capitalize()]
+        if isinstance(info.get("held_out"), dict) or info.get("stopped_early"):
+            self.note.setText(p.message)   # the split (or why there is none); an early stop
         if isinstance(info.get("loss"), int | float):
             parts += [f"step {int(step)}", f"loss {info['loss']:.3f}"]
         elif p.message:

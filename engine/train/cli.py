@@ -39,6 +39,10 @@ def add_commands(sub) -> None:
                     help="self-supervised objective (default mmv; see docs/objectives.md)")
     tr.add_argument("--gdt-shift", type=int, default=0,
                     help="neighbouring clips up to N apart are positives (gdt objectives: default 1)")
+    tr.add_argument("--holdout", type=float, default=0.2,
+                    help="fraction of the videos held out for validation, never trained on (0: none)")
+    tr.add_argument("--patience", type=int, default=5,
+                    help="stop after this many epochs without a better held-out loss (0: never)")
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run")
 
     mo = sub.add_parser("models", help="list the library's models, or switch with 'models use ID'")
@@ -77,9 +81,13 @@ def _train(args, lib) -> int:
             weights=tuple(args.weights),
             gdt_shift=args.gdt_shift,
             objective=args.objective,
+            holdout=args.holdout,
+            patience=args.patience,
             resume=args.resume,
         ):
             out.show(progress, format_progress(progress))
+            if "held_out" in progress.info or progress.info.get("stopped_early"):
+                print(f"\n{progress.message}", file=sys.stderr)  # kept on screen, not overdrawn
             if progress.stage == "done":
                 _summary(progress)
     except KeyboardInterrupt:
@@ -95,10 +103,13 @@ def format_progress(p: Progress) -> str:
         total = f" {int(p.done)}/{int(p.total)}" if p.total else ""
         return f"{p.stage}{total} {p.message}".strip()
     i = p.info
+    if "loss" not in i:
+        return p.message
     eta = "" if p.eta_s is None else f" ETA {int(p.eta_s) // 60}:{int(p.eta_s) % 60:02d}"
+    val = "" if i.get("best_val_loss") is None else f" held-out loss {i['best_val_loss']:.3f} (best)"
     return (
         f"step {int(p.done)}/{int(p.total)} epoch {i['epoch']} loss {i['loss']:.3f} "
-        f"({_parts(i)}) {i['clips_per_s']:.0f} clips/s{eta}"
+        f"({_parts(i)}){val} {i['clips_per_s']:.0f} clips/s{eta}"
     )
 
 
@@ -108,14 +119,40 @@ def _parts(info: dict) -> str:
 
 
 def _summary(p: Progress) -> None:
-    m = p.info.get("metrics", {})
-    print(
-        f"\nnew model {p.info['model_id']} (parent {p.info['parent']}), "
-        f"trained {p.info['train_seconds']:.0f} s; "
-        f"self-check sound->picture R@1 (same video) {m.get('before', {}).get('a2v_r1_video')} -> "
-        f"{m.get('after', {}).get('a2v_r1_video')}",
-        file=sys.stderr,
-    )
+    print(f"\nnew model {p.info['model_id']} (parent {p.info['parent']}), "
+          f"trained {p.info['train_seconds']:.0f} s", file=sys.stderr)
+    for line in held_out_lines(p.info.get("metrics", {}).get("held_out", {})):
+        print(line, file=sys.stderr)
+
+
+FIGURE_NAMES = {"sound_to_picture": "sound -> picture", "sound_to_sound": "sound -> sound",
+                "narration_to_picture": "narration -> picture"}
+
+
+def _estimate(e: dict | None) -> str:
+    return "-" if not e else f"{e['value']:.2f} [{e['low']:.2f}, {e['high']:.2f}]"
+
+
+def held_out_lines(held: dict) -> list[str]:
+    """A training run's before/after figures, which exist only for videos it never trained on;
+    or the plain reason why there are none."""
+    if not held:
+        return []
+    if not held.get("judged"):
+        return [f"held-out check: {held.get('note', 'none')}"]
+    before, after = held.get("before", {}), held.get("after", {})
+    lines = [f"held-out check on {len(held['videos'])} videos never trained on ({held['clips']} clips), "
+             f"before -> after fine-tuning (best held-out loss at step {held.get('best_step')}"
+             f"{', stopped early' if held.get('stopped_early') else ''}):"]
+    for key, name in FIGURE_NAMES.items():
+        for k in ("R@1", "R@5"):
+            b, a = before.get(key, {}).get(k), after.get(key, {}).get(k)
+            if a or b:
+                ref = a or b
+                lines.append(f"  {name} {k} {_estimate(b)} -> {_estimate(a)} "
+                             f"(random {ref['random']:.2f}, {ref['n_queries']} queries)")
+    lines.append("  [..] = 95% bootstrap interval over queries")
+    return lines
 
 
 def _models(args, lib) -> int:
@@ -143,10 +180,18 @@ def _eval(args, lib) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"model {result['model']}, {result['videos']} labelled videos")
-    for name, key in (("text -> video", "text_to_video"), ("audio -> video", "audio_to_video")):
-        part = result[key]
-        figs = "  ".join(f"{k} {e['value']:.2f} [{e['low']:.2f}, {e['high']:.2f}] (random {e['random']:.2f})"
-                         for k, e in part["estimates"].items() if k.startswith("R@"))
-        print(f"{name} ({part['queries']} queries): {figs or 'no queries'}")
+    trained_on = result.get("labelled_videos_trained_on")
+    if trained_on:
+        print(f"note: this model was fine-tuned on {trained_on} of them; see the held-out lines")
+    for name, key in (("text -> video", "text_to_video"), ("audio -> video", "audio_to_video"),
+                      ("text -> video, held-out videos only", "held_out_text_to_video"),
+                      ("audio -> video, held-out videos only", "held_out_audio_to_video")):
+        if key in result:
+            part = result[key]
+            figs = "  ".join(f"{k} {_estimate(e)} (random {e['random']:.2f})"
+                             for k, e in part["estimates"].items() if k.startswith("R@"))
+            print(f"{name} ({part['queries']} queries): {figs or 'no queries'}")
     print("[..] = 95% bootstrap interval over queries")
+    for line in held_out_lines(result.get("training_held_out", {})):
+        print(line)
     return 0

@@ -33,6 +33,10 @@ class DeepParts:
         param = next(self.tail.parameters())
         return self.tail(x.reshape(b * t, *x.shape[2:]).to(param.device, torch.float32)).reshape(b, t, -1)
 
+    def subset(self, rows: np.ndarray) -> DeepParts:
+        """The same tail over a subset of the data rows (the held-out videos, or the rest)."""
+        return DeepParts(self.tail, self.trunk, self.rows[torch.from_numpy(np.asarray(rows, np.int64))])
+
     @torch.no_grad()
     def all_features(self, chunk: int = 128) -> torch.Tensor:
         """[N, T, 1280] float32 on the CPU, without gradients (for metrics and publishing)."""

@@ -17,31 +17,41 @@ from engine.train.checkpoint import atomic_torch_save
 from engine.train.config import RunState, TrainConfig
 from engine.train.data import TrainingData, epoch_order, make_batch
 from engine.train.deep_parts import DeepParts
-from engine.train.evaluate import self_retrieval
+from engine.train.evaluate import held_out_figures
+from engine.train.holdout import Holdout
 from engine.train.objective import make_objective
 from engine.train.precision import autocast, mixed_precision
 from engine.train.publish import TailUpdate
 from engine.train.queue import ema_update, momentum_copy
 from engine.train.schedule import lr_factor
+from engine.train.validation import Validation
 
 
 class TrainingRun:
     """The mutable state of one training run, with its loop and its resumable checkpoint."""
 
     def __init__(self, cfg: TrainConfig, heads, data: TrainingData, device: torch.device, parent_id: str,
-                 deep: DeepParts | None = None):
+                 deep: DeepParts | None = None, holdout: Holdout | None = None, held_deep: DeepParts | None = None):
+        """``data``/``deep``: what is trained on; ``holdout``: the split (its ``held`` part is only
+        ever evaluated), with ``held_deep`` the tail's view of it in deep mode."""
         self.cfg, self.heads, self.data, self.device, self.parent_id = cfg, heads, data, device, parent_id
-        self.deep = deep
+        self.deep, self.holdout, self.held_deep = deep, holdout, held_deep
         heads.log_temperature.requires_grad_(cfg.learn_temperature)
         heads.text_vat.requires_grad_(cfg.train_text_head)
+        heads.audio_va.requires_grad_(cfg.train_audio_head)
         self.twin = momentum_copy(heads)
-        # The parent as loaded (before calibration): the reference of the objective's keep terms.
-        self.objective = make_objective(cfg.objective, cfg, momentum_copy(heads))
+        # The parent as loaded (before calibration): the reference of the objective's keep terms
+        # and of the "before" figures.
+        self.parent = momentum_copy(heads)
+        self.objective = make_objective(cfg.objective, cfg, self.parent)
         # An objective may train parameters of its own (SwAV's prototypes): ``parameters()``, ``to()``.
         own = list(self.objective.parameters()) if hasattr(self.objective, "parameters") else []
         if own:
             self.objective.to(device)
         self.params = [p for p in heads.parameters() if p.requires_grad] + own
+        self.validation = None if holdout is None or holdout.held is None else Validation(
+            holdout.held, held_deep, self.objective, heads.cfg, device, cfg.batch_size, cfg.patience, cfg.seed,
+            cfg.patience_min_steps)
         groups = [{"params": self.params, "lr_scale": 1.0}]
         if deep is not None:
             groups.append({"params": list(deep.tail.parameters()), "lr_scale": cfg.tail_lr_scale})
@@ -68,7 +78,9 @@ class TrainingRun:
                 self.data.audio[self.data.has_audio][:, :head_dim].float().mean(dim=0).to(self.device)
             )
         ema_update(self.twin, self.heads, momentum=0.0)
-        self.metrics_before = self_retrieval(self.heads, self.data, self.device)
+        if self.validation is not None:
+            self.metrics_before = held_out_figures(self.parent, self.holdout.held, self.device)
+            self.validation.observe(self.validation.loss(self.heads), 0, self.heads, self._tail())
 
     def restore(self, ckpt: dict) -> None:
         if ckpt.get("parent_id") != self.parent_id:
@@ -88,6 +100,8 @@ class TrainingRun:
         self.metrics_before = dict(ckpt["metrics_before"])
         if "objective" in ckpt:
             self.objective.load_state_dict(ckpt["objective"])
+        if self.validation is not None and ckpt.get("validation"):
+            self.validation.load_state_dict(ckpt["validation"])
 
     def save_resume(self, path: Path) -> None:
         atomic_torch_save(
@@ -106,6 +120,7 @@ class TrainingRun:
                 "queues": {n: q.state_dict() for n, q in self.queues.items()},
                 "metrics_before": self.metrics_before,
                 **({"objective": self.objective.state_dict()} if hasattr(self.objective, "state_dict") else {}),
+                "validation": None if self.validation is None else self.validation.state_dict(),
             },
             path,
         )
@@ -132,11 +147,26 @@ class TrainingRun:
         return epoch, self._epoch_cache[1][position]
 
     def loop(self, token: CancelToken, resume_path: Path) -> Iterator[Progress]:
+        """Train until the step or time limit, or until the validation loss stops improving;
+        then go back to the state with the best validation loss."""
         try:
             yield from self._steps(token, resume_path)
         except Cancelled:
             self.save_resume(resume_path)  # a cancelled run can be resumed later (train --resume)
             raise
+        if self.validation is not None:
+            if self.state.history and "val_loss" not in self.state.history[-1]:
+                self.validate(self.state.history[-1])  # a time limit ended the run mid-epoch
+            self.validation.restore_best(self.heads, self._tail())
+
+    def _tail(self) -> torch.nn.Module | None:
+        return None if self.deep is None else self.deep.tail
+
+    def validate(self, record: dict) -> None:
+        """Add the held-out loss to this step's record, and keep the state if it is the best."""
+        loss = self.validation.loss(self.heads)
+        improved = self.validation.observe(loss, self.state.step, self.heads, self._tail())
+        record.update(val_loss=loss, best_val_loss=self.validation.best_loss, val_improved=improved)
 
     def _steps(self, token: CancelToken, resume_path: Path) -> Iterator[Progress]:
         started, rate = time.perf_counter() - self.state.elapsed_s, None
@@ -150,10 +180,19 @@ class TrainingRun:
             self.state.elapsed_s = now - started
             speed = len(rows) / max(now - t0, 1e-6)
             rate = speed if rate is None else 0.9 * rate + 0.1 * speed  # smoothed clips/s for the ETA
-            self.state.history.append({**record, "step": self.state.step, "epoch": epoch})
+            record = {**record, "step": self.state.step, "epoch": epoch}
+            epoch_ends = self.state.step % self.steps_per_epoch == 0
+            if self.validation is not None and epoch_ends:
+                self.validate(record)
+            self.state.history.append(record)
             if self.state.step % self.cfg.checkpoint_every == 0:
                 self.save_resume(resume_path)
             yield self._progress_report(record, epoch, rate)
+            if self.validation is not None and self.validation.should_stop():
+                yield Progress(stage="train", message=(
+                    f"stopped early: the held-out loss has not improved for {self.validation.bad_epochs} epochs; "
+                    f"keeping step {self.validation.best_step}"), info={"stopped_early": True})
+                return
 
     def one_step(self, batch, progress: float, rows: np.ndarray) -> dict:
         lr = self.cfg.lr * lr_factor(progress, self.cfg.warmup)
@@ -200,6 +239,14 @@ class TrainingRun:
     # ---- results --------------------------------------------------------------------------
     def report(self) -> dict:
         """What the published model records about its training (JSON-serialisable)."""
+        held = {} if self.holdout is None else self.holdout.summary()
+        if self.validation is not None:
+            held.update(
+                before=self.metrics_before,
+                after=held_out_figures(self.heads, self.holdout.held, self.device,
+                                       video=None if self.held_deep is None else self.held_deep.all_features()),
+                best_step=self.validation.best_step, best_val_loss=self.validation.best_loss,
+                stopped_early=self.validation.should_stop())
         return {
             "parent": self.parent_id,
             "config": self.cfg.as_dict(),
@@ -207,11 +254,11 @@ class TrainingRun:
             "steps": self.state.step,
             "train_seconds": round(self.state.elapsed_s, 2),
             "history": downsample(self.state.history, 500),
+            "validation": [{"step": r["step"], "val_loss": r["val_loss"]}
+                           for r in self.state.history if "val_loss" in r],
             "device": str(self.device),
-            "metrics": {
-                "before": self.metrics_before,
-                "after": self_retrieval(self.heads, self.data, self.device, video=self.video_features()),
-            },
+            # Figures only on videos the run never trained on (none when the library is too small).
+            "metrics": {"held_out": held},
         }
 
     def video_features(self) -> torch.Tensor:
@@ -222,7 +269,11 @@ class TrainingRun:
         """What the published model's checkpoint carries besides the heads: the tail trained
         here (deep mode), the parent's tail (heads-only run on a deep parent), or nothing."""
         if self.deep is not None:
-            return TailUpdate(self.deep.tail, None, self.data.clip_ids, self.video_features())
+            clip_ids, features = self.data.clip_ids, self.video_features()
+            if self.held_deep is not None:  # the held-out clips get the new tail's features too
+                clip_ids = np.concatenate([clip_ids, self.holdout.held.clip_ids])
+                features = torch.cat([features, self.held_deep.all_features()])
+            return TailUpdate(self.deep.tail, None, clip_ids, features)
         if parent.tail is not None:
             return TailUpdate(parent.tail, parent.tail_id)
         return None

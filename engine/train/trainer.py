@@ -24,6 +24,7 @@ from engine.train.config import TrainConfig, saved_config
 from engine.train.data import load_training_data
 from engine.train.deep import remove_cache
 from engine.train.deep_parts import prepare_deep
+from engine.train.holdout import no_holdout, split_holdout
 from engine.train.publish import publish
 from engine.train.run import TrainingRun
 
@@ -62,8 +63,14 @@ def train(lib, *, token: CancelToken, resume: bool = False, **options) -> Iterat
         deep, data = yield from prepare_deep(lib, base, data, token, device)
     if int(data.has_audio.sum()) < 2 and not any(len(s) for s in data.clip_sentences):
         raise TrainingError("nothing to learn from: fewer than two clips with sound and no transcripts")
+    holdout = split_holdout(data, cfg.holdout) if cfg.holdout > 0 else no_holdout(data)
+    yield Progress(stage="prepare", message=holdout.note, info={"held_out": holdout.summary()})
+    held_deep = None
+    if deep is not None:
+        deep, held_deep = deep.subset(holdout.train_rows), deep.subset(holdout.held_rows)
     heads = copy.deepcopy(base.heads).to(device)
-    run = TrainingRun(cfg, heads, data, device, base.model_id, deep)
+    run = TrainingRun(cfg, heads, holdout.train, device, base.model_id, deep, holdout,
+                      held_deep if holdout.judged else None)
     if checkpoint is not None:
         run.restore(checkpoint)
         yield Progress(stage="prepare", message=f"resuming the interrupted run at step {run.state.step}")

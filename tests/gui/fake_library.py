@@ -213,15 +213,21 @@ class FakeLibrary:
         self.train_requests.append({"minutes": options.get("minutes", 5.0), "device": options.get("device", "auto"),
                                     "deep": options.get("deep", False)})
         steps = 20
+        held = {"judged": True, "videos": [3, 7, 9], "clips": 12, "note": "3 of 14 videos held out"}
+        yield Progress("prepare", message=held["note"], info={"held_out": held})
         for s in range(1, steps + 1):
             token.raise_if_cancelled()
             time.sleep(0.005)
             info = {"loss": 2.0 / s + 0.1, "epoch": 1 + s // 10, "clips_per_s": 1000.0, "elapsed_s": 0.005 * s}
+            if s % 5 == 0:  # the real engine: the held-out loss at the end of each epoch
+                info["val_loss"] = 2.5 / s + 0.3
             yield Progress("train", s, steps, "steps", eta_s=(steps - s) * 0.005, info=info,
                            message=f"epoch {info['epoch']}: loss {info['loss']:.3f}")
         new = f"ft-{len(self.models)}"
-        metrics = {"before": {"clips": 40, "a2v_r1_clip": 0.41, "a2v_r1_video": 0.45},
-                   "after": {"clips": 40, "a2v_r1_clip": 0.55, "a2v_r1_video": 0.6}}
+        est = {"low": 0.2, "high": 0.9, "random": 0.33, "n_queries": 12}
+        held.update(before={"sound_to_picture": {"R@1": {**est, "value": 0.41}}},
+                    after={"sound_to_picture": {"R@1": {**est, "value": 0.55}}})
+        metrics = {"held_out": held}
         self.models.append({"id": new, "name": "fine-tuned", "info": {"metrics": metrics}})
         self._active_model_id = new
         yield Progress("done", 1, 1, message=f"now using {new}",

@@ -349,7 +349,14 @@ def test_finetune_dialog_trains_and_switches_back(qtbot, make_window, tmp_path):
     assert blocker.args == ["ft-1"]
     assert lib.train_requests == [{"minutes": 10.0, "device": dlg.device.currentData(), "deep": True}]
     assert len(dlg.plot.series["loss"]) == 20
-    assert "sound → picture, right clip first" in dlg.figures.text() and "0.550" in dlg.figures.text()
+    assert len(dlg.plot.series["held-out loss"]) == 4  # one point per epoch
+    text = dlg.figures.text()
+    assert "3 held-out videos, never trained on" in text and "sound → picture R@1" in text
+    assert "0.41 [0.20–0.90]" in text and "0.55 [0.20–0.90]" in text
+    assert "3 of 14 videos held out" in dlg.note.text()
+    from PySide6.QtWidgets import QLabel
+
+    assert "unless you also fine-tune the picture layers" in dlg.findChildren(QLabel)[0].text()
     assert not dlg.plot.grab().isNull()
     qtbot.waitUntil(lambda: dlg.models.count() == 2, timeout=3000)
     assert dlg.back_btn.isEnabled()
@@ -357,6 +364,14 @@ def test_finetune_dialog_trains_and_switches_back(qtbot, make_window, tmp_path):
         qtbot.mouseClick(dlg.back_btn, Qt.MouseButton.LeftButton)
     assert blocker.args == ["mmv-base-v1"] and lib.active_model_id == "mmv-base-v1"
     dlg.close()
+
+
+def test_finetune_figures_say_when_a_library_is_too_small_to_judge():
+    from app.dialogs.finetune import figures_text
+
+    text = figures_text({"metrics": {"held_out": {"judged": False, "note": "too small to judge: 5 videos"}}})
+    assert "too small to judge: 5 videos" in text and "before" not in text
+    assert figures_text({"metrics": {"before": {"a2v_r1_video": 0.1}}}) == ""  # training-clip figures: never shown
 
 
 def test_finetune_cancel(qtbot, make_window, tmp_path):
