@@ -5,6 +5,7 @@ clips by heart; its epochs are a step or two, so the step floor keeps noise from
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -55,6 +56,8 @@ class Validation:
         self.best_loss, self.best_step, self.bad_epochs = loss, step, 0
         self.best_state = {"heads": _copy(heads.state_dict()),
                            **({} if tail is None else {"tail": _copy(tail.state_dict())})}
+        if hasattr(self.objective, "state_dict"):  # its own trained parameters (SwAV's prototypes)
+            self.best_state["objective"] = copy.deepcopy(self.objective.state_dict())
         return True
 
     def should_stop(self) -> bool:
@@ -67,6 +70,8 @@ class Validation:
         heads.load_state_dict(self.best_state["heads"])
         if tail is not None and "tail" in self.best_state:
             tail.load_state_dict(self.best_state["tail"])
+        if "objective" in self.best_state:
+            self.objective.load_state_dict(self.best_state["objective"])
 
     def state_dict(self) -> dict:
         return {"best_loss": self.best_loss, "best_step": self.best_step, "bad_epochs": self.bad_epochs,
