@@ -118,7 +118,7 @@ def test_a_few_steps_without_progress_do_not_stop_a_run():
 
     v = Validation.__new__(Validation)  # the bookkeeping only: no data or objective needed
     v.patience, v.min_steps, v.best_loss, v.best_step, v.bad_epochs, v.best_state = 2, 60, None, 0, 0, None
-    v.last_step = 0
+    v.last_step, v.objective = 0, None
     heads = torch.nn.Linear(2, 2)
     assert v.observe(1.0, 0, heads, None)
     for step in (2, 4, 6, 8):   # four bad epochs of two steps: still within the 60-step floor
