@@ -86,6 +86,17 @@ def test_query_model_answers_like_the_torch_model(generated_library):
         assert np.allclose([m.score for m in a], [m.score for m in b], atol=1e-3)
 
 
+def test_query_model_encodes_audio_like_the_torch_model(generated_library):
+    from engine.models.query_model import load_query_model
+    from tests.synth import make_audio
+
+    wave = make_audio(3.0, tone_hz=440.0, noise=True)
+    full = generated_library.load_models().encode_audio(wave)
+    light = load_query_model(generated_library).encode_audio(wave)
+    for space in ("va", "vat"):
+        assert np.abs(full[space] - light[space]).max() < 1e-4
+
+
 def test_cold_text_search_does_not_import_torch(generated_library):
     generated_library.searcher().search_text("warm up the export", 1)  # writes the heads export
     code = ("import sys; from engine.cli import main; "

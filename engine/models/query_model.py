@@ -123,6 +123,7 @@ class QueryModel:
         self.device = QueryDevice("cuda" if device.startswith("cuda") else "cpu")
         self._full = full
         self._text = None
+        self._whisper = None
 
     def _text_tower(self):
         if self._text is None:
@@ -155,7 +156,13 @@ class QueryModel:
         return feats[0], self.project_text(mean / np.linalg.norm(mean))[0]
 
     def encode_audio(self, wave: np.ndarray) -> dict[str, np.ndarray]:
-        return self._full().encode_audio(wave)
+        """As MMVModel.encode_audio: the Whisper encoder (CTranslate2) pooled as one clip window,
+        then the audio head; no torch."""
+        from engine.models.audio import WhisperAudioBackbone, query_features
+
+        if self._whisper is None:
+            self._whisper = WhisperAudioBackbone(self.device)
+        return self.query_heads.project_audio(query_features(self._whisper, wave, self.config.sample_rate))
 
     def encode_image(self, image_rgb: np.ndarray) -> dict[str, np.ndarray]:
         return self._full().encode_image(image_rgb)
