@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from engine.hits import ClipHit
+from engine.search.hubness import corrected
 from engine.search.query import Query
-from engine.search.sources import Sources
+from engine.search.sources import CANDIDATES, Sources
 
 
 class Heard:
@@ -15,7 +18,16 @@ class Heard:
         if query.kind == "text":  # the base model's S_vat audio is not aligned with text yet
             return sources.knn("vat", "audio", v["vat"], self.reason) if sources.trained else []
         if query.kind == "audio":
-            return sources.knn("va", "audio", v["va"], self.reason, weight=query.weight)
+            return self._sounds_like(sources, v["va"], query.weight)
         if query.kind == "like" and "va_audio" in v:
             return sources.knn("va", "audio", v["va_audio"], self.reason)
         return []
+
+    def _sounds_like(self, sources: Sources, q: np.ndarray, weight: float) -> list[ClipHit]:
+        """A recording -> S_va audio, hubness-corrected (engine.search.hubness): clips whose sound
+        is close to every other clip's would otherwise rank high for any recording."""
+        index = sources.index("va", "audio")
+        ids, sims = index.query(q, CANDIDATES)
+        if len(ids) == 0:
+            return []
+        return sources.to_hits(ids, corrected(index, sources.conn, ids, sims) * weight, self.reason)
