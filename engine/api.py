@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from engine.models.mmv import MMVModel
     from engine.models.query_model import QueryModel
     from engine.search.searcher import Searcher
+    from engine.index.distributed import RayOptions
 
 BASE_MODEL_ID = get_config(DEFAULT_MODEL).base_model_id
 
@@ -113,20 +114,27 @@ class Library:
     # ---- indexing -----------------------------------------------------------------------
     def index(self, paths: list[str | Path], token: CancelToken | None = None,
               transcribe: bool | None = None, read_text: bool | None = None,
-              retry_errors: bool = False) -> Iterator[Progress]:
+              retry_errors: bool = False, ray: RayOptions | None = None) -> Iterator[Progress]:
         """Add files/folders; a generator of Progress. Unchanged files are skipped, and so are files
         that failed before unless ``retry_errors``. Then, when on-screen text is on (``read_text``,
-        default: the setting), its OCR stage catches up."""
+        default: the setting), its OCR stage catches up. With ``ray``, the decoding and embedding
+        run on Ray workers and this process alone writes."""
         from engine.index.indexer import index_paths
 
         if not self._writer_lock.acquire(blocking=False):
             raise LibraryError("another job is already writing to this library")
         token = token or CancelToken()
         try:
+            files = [Path(p) for p in paths]
+            transcribe = self.settings.transcribe if transcribe is None else transcribe
+            if ray is None:
+                stages = index_paths(self.ctx, files, token, transcribe, retry_errors=retry_errors)
+            else:
+                from engine.index.distributed import index_paths_ray
+
+                stages = index_paths_ray(self.ctx, files, token, transcribe, ray, retry_errors)
             final = None
-            for progress in index_paths(self.ctx, [Path(p) for p in paths], token,
-                                        self.settings.transcribe if transcribe is None else transcribe,
-                                        retry_errors=retry_errors):
+            for progress in stages:
                 if progress.stage == "done":
                     final = progress  # reported after the OCR stage: the CLI reads its summary
                     continue

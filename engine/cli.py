@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--read-text", dest="read_text", action="store_true", default=None,
                     help="read on-screen text (OCR) after indexing (default: library setting)")
     ix.add_argument("--no-read-text", dest="read_text", action="store_false")
+    ix.add_argument("--ray", metavar="ADDRESS", help="spread decoding and embedding over a Ray cluster "
+                    "('local' starts one here; workers must see the videos at the same paths)")
+    ix.add_argument("--ray-workers", type=int, default=2, help="Ray workers (default 2)")
+    ix.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs per Ray worker (default 1)")
+    ix.add_argument("--ray-gpus", type=float, default=0.0, help="GPUs per Ray worker (default 0)")
+    ix.add_argument("--ray-batch", type=int, default=1, help="files per Ray task (default 1)")
 
     se = sub.add_parser("search", help="search the library")
     q = se.add_mutually_exclusive_group(required=True)
@@ -130,7 +136,7 @@ def cmd_index(args, lib_factory) -> int:
     out = ProgressLine()  # a self-overwriting bar on a terminal; plain lines into pipes and logs
     try:
         for progress in lib.index(paths, token, transcribe=args.transcribe, read_text=args.read_text,
-                                  retry_errors=args.retry_errors):
+                                  retry_errors=args.retry_errors, ray=_ray_options(args)):
             out.show(progress, _progress_text(progress))
             last = progress
     except KeyboardInterrupt:
@@ -151,6 +157,16 @@ def cmd_index(args, lib_factory) -> int:
         if v.status == "error":
             print(f"mmvsearch: could not index {v.path}: {v.error}", file=sys.stderr)
     return 0
+
+
+def _ray_options(args):
+    if not args.ray:
+        return None
+    from engine.index.distributed import RayOptions
+
+    if args.ray_workers < 1 or args.ray_batch < 1 or args.ray_cpus <= 0 or args.ray_gpus < 0:
+        raise MMVError("--ray-workers and --ray-batch must be >= 1, --ray-cpus > 0, --ray-gpus >= 0")
+    return RayOptions(args.ray, args.ray_workers, args.ray_cpus, args.ray_gpus, args.ray_batch)
 
 
 def _any_indexed(lib, paths: list) -> bool:

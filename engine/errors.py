@@ -56,3 +56,7 @@ class TrainingError(MMVError):
 def error_reason(exc: BaseException) -> str:
     """The human part of a decoder error ('Invalid data found when processing input'), no errno or path."""
     return str(getattr(exc, "strerror", None) or exc)
+
+
+class ClusterError(MMVError):
+    """Distributed indexing could not start (Ray missing, cluster unreachable)."""

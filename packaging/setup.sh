@@ -48,7 +48,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$venv/bin/python" -m pip install -q --upgrade pip
   # torch first and exactly pinned: it resolves to the local CPU wheel, never a CUDA build.
   "$venv/bin/python" -m pip install -q "torch==2.13.0"
-  "$venv/bin/python" -m pip install -q -e ".[dev,bench]"
+  "$venv/bin/python" -m pip install -q -e ".[dev,bench,cluster]"
   echo "$want" > "$stamp"
 fi
 echo "[setup] ready: $venv"

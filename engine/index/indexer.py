@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.errors import Cancelled, DiskFullError, LibraryBusyError, MediaError
-from engine.index.ann import SPACE_MODALITIES, AnnIndex, open_index
+from engine.index.ann import SPACE_MODALITIES, open_index
 from engine.index.db import set_meta
 from engine.index.decode import DecodedVideo, decode_video
 from engine.index.scan import find_videos, plan_scan
@@ -34,30 +34,40 @@ CHUNK_CLIPS = 32   # clips per CNN call (~1 s of CPU): the cancel token is check
 
 def index_paths(lib: LibraryContext, paths: list[Path], token: CancelToken, transcribe: bool,
                 retry_errors: bool = False) -> Iterator[Progress]:
-    yield Progress("scan", message="looking for videos")
-    files, problems = find_videos(paths, lib.settings.excluded_patterns)
-    roots = [p.expanduser().resolve() for p in paths if p.exists()]
-    for r in roots:
-        set_meta(lib.db, f"root:{r}", str(r))
-    cfg_name = lib.model_name
-    from engine.models.config import get_config
-
-    cfg = get_config(cfg_name)
-    plan = plan_scan(lib.db, files, roots, lib.settings.clip_seconds, cfg.backbone_id, retry_errors)
-    summary = {"files_total": len(plan.to_index), "files_found": len(files), "unchanged": plan.unchanged,
-               "moved": plan.moved, "missing": plan.missing, "problems": problems + plan.problems}
-    yield Progress("scan", 0, len(plan.to_index), "files", _scan_message(plan, len(files)), info=summary)
-    if not plan.to_index:
-        yield Progress("done", 0, 0, "files", "nothing new to index", info={**summary, "files_done": 0})
+    planned = yield from plan_index(lib, paths, retry_errors)
+    if planned is None:
         return
+    plan, summary = planned
     yield Progress("load", message="loading models")
     model = lib.load_models()
     from engine.train.models import embed_missing
 
     yield from embed_missing(lib, model, token)  # clips indexed under older packaged heads: no decoding
     model.load_all()  # now, while the user sees "loading models", not in the middle of the first video
-    transcriber = _transcriber(model) if transcribe else None
+    transcriber = load_transcriber(model) if transcribe else None
     yield from _index_files(lib, model, plan.to_index, token, transcriber, summary)
+
+
+def plan_index(lib: LibraryContext, paths: list[Path],
+               retry_errors: bool = False) -> Generator[Progress, None, tuple | None]:
+    """Scan ``paths`` and plan the work (shared by local and distributed indexing); returns
+    (plan, summary), or None when there is nothing to index (after yielding "done")."""
+    yield Progress("scan", message="looking for videos")
+    files, problems = find_videos(paths, lib.settings.excluded_patterns)
+    roots = [p.expanduser().resolve() for p in paths if p.exists()]
+    for r in roots:
+        set_meta(lib.db, f"root:{r}", str(r))
+    from engine.models.config import get_config
+
+    cfg = get_config(lib.model_name)
+    plan = plan_scan(lib.db, files, roots, lib.settings.clip_seconds, cfg.backbone_id, retry_errors)
+    summary = {"files_total": len(plan.to_index), "files_found": len(files), "unchanged": plan.unchanged,
+               "moved": plan.moved, "missing": plan.missing, "problems": problems + plan.problems}
+    yield Progress("scan", 0, len(plan.to_index), "files", _scan_message(plan, len(files)), info=summary)
+    if not plan.to_index:
+        yield Progress("done", 0, 0, "files", "nothing new to index", info={**summary, "files_done": 0})
+        return None
+    return plan, summary
 
 
 def _scan_message(plan, n_files: int) -> str:
@@ -71,26 +81,16 @@ def _scan_message(plan, n_files: int) -> str:
     return ", ".join(parts)
 
 
-def _transcriber(model: MMVModel):
+def load_transcriber(model: MMVModel):
     from engine.speech.transcribe import get_transcriber
 
     return get_transcriber(model.device.type)
 
 
-def _open_indexes(lib: LibraryContext, model: MMVModel) -> dict[tuple[str, str], AnnIndex]:
-    dims = {"va": model.config.va_dim, "vat": model.config.vat_dim}
-    return {(s, m): open_index(lib.db.conn, lib.paths.ann_dir, model.model_id, s, m, dims[s])
-            for s, m in SPACE_MODALITIES}
-
-
 def _index_files(lib: LibraryContext, model: MMVModel, todo: list[tuple[int, Path]], token: CancelToken,
                  transcriber, summary: dict) -> Iterator[Progress]:
-    cfg = model.config
     clip_s = lib.settings.clip_seconds
-    indexes = _open_indexes(lib, model)
-    save_segments = _segment_writer(model) if transcriber is not None else None
-    stats = {"files_done": 0, "clips": 0, "video_seconds": 0.0, "errors": 0}
-    t0 = time.monotonic()
+    writer = IndexWriter(lib, model.model_id, clip_s, len(todo), summary, model.text_features)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmv-decode")
 
     def submit(i: int) -> Future | None:
@@ -101,34 +101,116 @@ def _index_files(lib: LibraryContext, model: MMVModel, todo: list[tuple[int, Pat
     try:
         pending = submit(0)
         for i, (video_id, path) in enumerate(todo):
-            yield _progress("index", stats, len(todo), t0, f"indexing {path.name}", summary, current=str(path))
+            yield writer.progress(f"indexing {path.name}", str(path))
             if token.cancelled:  # checked after each yield: the consumer may have just cancelled
-                yield _cancelled(stats, len(todo), i, t0, summary)
+                yield writer.cancelled()
                 return
             future, pending = pending, submit(i + 1)  # decode the next file while this one runs
             try:
-                prepared = future.result()
-                decoded = prepared[0]
-                result = _embed(model, video_id, prepared, transcriber, token)
-                written = write_video(lib, result, model.model_id, cfg.backbone_id, clip_s, save_segments)
+                result = _embed(model, video_id, future.result(), transcriber, token)
+                writer.write(result)
             except Cancelled:  # the transcriber saw the token mid-video; this video stays pending
-                yield _cancelled(stats, len(todo), i, t0, summary)
+                yield writer.cancelled()
                 return
             except (DiskFullError, LibraryBusyError):
                 raise
             except Exception as exc:  # MemoryError too: one huge file must not end the whole job
-                _record_failure(lib, model, indexes, video_id, path, exc, stats)
-            else:
-                _follow(indexes, written, result)
-                stats["clips"] += len(written.clip_ids)
-                stats["video_seconds"] += decoded.info["duration"]
-            stats["files_done"] += 1
-            if stats["files_done"] % SAVE_EVERY == 0:
-                _save_indexes(lib, model, indexes)
-        yield _progress("done", stats, len(todo), t0, _done_message(stats), summary)
+                writer.fail(video_id, path, exc)
+        yield writer.finished()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        _final_save(lib, model, indexes)
+        writer.close()
+
+
+def embed_file(model: MMVModel, video_id: int, path: Path, clip_s: float, transcriber,
+               token: CancelToken) -> VideoResult:
+    """Decode and embed one file, writing nothing (what a distributed worker runs). It must give
+    what the local pipeline gives: tests compare the two."""
+    return _embed(model, video_id, _decode_and_encode_audio(model, path, clip_s, token), transcriber, token)
+
+
+class IndexWriter:
+    """The one writer of an indexing run: each video in one transaction, then its vectors into the
+    open HNSW indexes (saved every few videos and at the end), and the run's counters for Progress.
+
+    ``embed_text`` embeds transcript segments; a distributed run passes the vectors its workers
+    computed instead (see :meth:`write`), so the driver never loads a model."""
+
+    def __init__(self, lib: LibraryContext, model_id: str, clip_s: float, total: int, summary: dict,
+                 embed_text: Callable | None = None) -> None:
+        from engine.models.config import get_config
+
+        cfg = get_config(lib.model_name)
+        self.lib, self.model_id, self.clip_s, self.total, self.summary = lib, model_id, clip_s, total, summary
+        self.backbone_id, self.embed_text = cfg.backbone_id, embed_text
+        dims = {"va": cfg.va_dim, "vat": cfg.vat_dim}
+        self.indexes = {(s, m): open_index(lib.db.conn, lib.paths.ann_dir, model_id, s, m, dims[s])
+                        for s, m in SPACE_MODALITIES}
+        self.stats = {"files_done": 0, "clips": 0, "video_seconds": 0.0, "errors": 0}
+        self.t0 = time.monotonic()
+
+    def write(self, result: VideoResult, segment_vectors=None) -> None:
+        embed = self.embed_text if segment_vectors is None else (lambda texts: segment_vectors)
+        save = None if result.segments is None else _segment_writer(embed)
+        written = write_video(self.lib, result, self.model_id, self.backbone_id, self.clip_s, save)
+        _follow(self.indexes, written, result)
+        self.stats["clips"] += len(written.clip_ids)
+        self.stats["video_seconds"] += result.info["duration"]
+        self._file_done()
+
+    def fail(self, video_id: int, path: Path, exc: BaseException) -> None:
+        """A media problem marks the video 'error'; a transient one leaves it pending (failures.py)."""
+        from engine.index.failures import classify
+
+        row = self.lib.db.conn.execute("SELECT size, mtime FROM videos WHERE id=?", (video_id,)).fetchone()
+        failure = classify(exc, path, None if row is None else (row[0], row[1]))
+        if not isinstance(exc, MediaError):
+            log.warning("indexing %s failed", path, exc_info=exc)
+        if failure.permanent:
+            _follow(self.indexes, mark_error(self.lib, video_id, failure.message, self.model_id), None)
+            self.stats["errors"] += 1
+        else:
+            mark_pending(self.lib, video_id, failure.message)
+            self.stats["retry_later"] = self.stats.get("retry_later", 0) + 1
+        self._file_done()
+
+    def _file_done(self) -> None:
+        self.stats["files_done"] += 1
+        if self.stats["files_done"] % SAVE_EVERY == 0:
+            self.save()
+
+    def save(self) -> None:
+        from engine.index.ann import index_path, save_index
+
+        for (space, modality), index in list(self.indexes.items()):
+            path = index_path(self.lib.paths.ann_dir, self.model_id, space, modality)
+            self.indexes[(space, modality)] = save_index(self.lib.db.conn, index, path, self.model_id, space,
+                                                         modality)
+
+    def close(self) -> None:
+        """Save at the end; when the job is already failing (disk full, say), a failed save is
+        logged rather than raised, so it never hides the error that stopped the job. The files
+        are a cache: the next open repairs them from SQLite."""
+        import sys
+
+        failing = sys.exc_info()[1]
+        try:
+            self.save()
+        except Exception:
+            if failing is None or isinstance(failing, GeneratorExit):
+                raise
+            log.warning("could not save the search indexes after an error; they are repaired at the next open",
+                        exc_info=True)
+
+    def progress(self, message: str, current: str | None = None, stage: str = "index") -> Progress:
+        return _progress(stage, self.stats, self.total, self.t0, message, self.summary, current)
+
+    def cancelled(self) -> Progress:
+        left = self.total - self.stats["files_done"]
+        return self.progress(f"cancelled; {left} videos left (indexing resumes where it stopped)", stage="cancelled")
+
+    def finished(self) -> Progress:
+        return self.progress(_done_message(self.stats), stage="done")
 
 
 def _decode_and_encode_audio(model: MMVModel, path: Path, clip_s: float,
@@ -176,27 +258,10 @@ def _clip_features(model: MMVModel, decoded: DecodedVideo, whisper_frames, token
     return ClipFeatures.concat(parts)
 
 
-def _segment_writer(model: MMVModel):
+def _segment_writer(embed: Callable):
     from engine.speech.store import save_segments
 
-    return lambda conn, video_id, segments: save_segments(conn, video_id, segments, model.text_features)
-
-
-def _record_failure(lib: LibraryContext, model: MMVModel, indexes: dict, video_id: int, path: Path,
-                    exc: BaseException, stats: dict) -> None:
-    """A media problem marks the video 'error'; a transient one leaves it pending (failures.py)."""
-    from engine.index.failures import classify
-
-    row = lib.db.conn.execute("SELECT size, mtime FROM videos WHERE id=?", (video_id,)).fetchone()
-    failure = classify(exc, path, None if row is None else (row[0], row[1]))
-    if not isinstance(exc, MediaError):
-        log.warning("indexing %s failed", path, exc_info=exc)
-    if failure.permanent:
-        _follow(indexes, mark_error(lib, video_id, failure.message, model.model_id), None)
-        stats["errors"] += 1
-    else:
-        mark_pending(lib, video_id, failure.message)
-        stats["retry_later"] = stats.get("retry_later", 0) + 1
+    return lambda conn, video_id, segments: save_segments(conn, video_id, segments, embed)
 
 
 def _follow(indexes: dict, written, result: VideoResult | None) -> None:
@@ -209,30 +274,6 @@ def _follow(indexes: dict, written, result: VideoResult | None) -> None:
         index.follow(written.removed_ids, ids, vecs, written.gen_before, written.gen_after)
 
 
-def _save_indexes(lib: LibraryContext, model: MMVModel, indexes: dict) -> None:
-    from engine.index.ann import index_path, save_index
-
-    for (space, modality), index in list(indexes.items()):
-        path = index_path(lib.paths.ann_dir, model.model_id, space, modality)
-        indexes[(space, modality)] = save_index(lib.db.conn, index, path, model.model_id, space, modality)
-
-
-def _final_save(lib: LibraryContext, model: MMVModel, indexes: dict) -> None:
-    """Save at the end; when the job is already failing (disk full, say), a failed save is logged
-    rather than raised, so it never hides the error that stopped the job. The files are a cache:
-    the next open repairs them from SQLite."""
-    import sys
-
-    failing = sys.exc_info()[1]
-    try:
-        _save_indexes(lib, model, indexes)
-    except Exception:
-        if failing is None or isinstance(failing, GeneratorExit):
-            raise
-        log.warning("could not save the search indexes after an error; they are repaired at the next open",
-                    exc_info=True)
-
-
 def _progress(stage: str, stats: dict, total: int, t0: float, message: str, summary: dict,
               current: str | None = None) -> Progress:
     elapsed = time.monotonic() - t0
@@ -243,11 +284,6 @@ def _progress(stage: str, stats: dict, total: int, t0: float, message: str, summ
     if current:
         info["current"] = current
     return Progress(stage, done, total, "files", message, eta, info)
-
-
-def _cancelled(stats: dict, total: int, i: int, t0: float, summary: dict) -> Progress:
-    message = f"cancelled; {total - i} videos left (indexing resumes where it stopped)"
-    return _progress("cancelled", stats, total, t0, message, summary)
 
 
 def _done_message(stats: dict) -> str:
