@@ -28,10 +28,10 @@ from engine.models.config import DEFAULT_MODEL, get_config
 from engine.search.moments import SearchResult
 
 if TYPE_CHECKING:
+    from engine.index.distributed import RayOptions
     from engine.models.mmv import MMVModel
     from engine.models.query_model import QueryModel
     from engine.search.searcher import Searcher
-    from engine.index.distributed import RayOptions
 
 BASE_MODEL_ID = get_config(DEFAULT_MODEL).base_model_id
 
