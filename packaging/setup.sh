@@ -42,13 +42,15 @@ if [ ! -x "$venv/bin/python" ]; then
   "$py" -m venv "$venv"
 fi
 stamp="$venv/.mmvsearch-installed"
-want="$(sha256sum pyproject.toml | cut -c1-16)"
+want="$(cat pyproject.toml packaging/setup.sh | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing Python packages (first run takes a few minutes)"
   "$venv/bin/python" -m pip install -q --upgrade pip
   # torch first and exactly pinned: it resolves to the local CPU wheel, never a CUDA build.
   "$venv/bin/python" -m pip install -q "torch==2.13.0"
-  "$venv/bin/python" -m pip install -q -e ".[dev,bench,cluster]"
+  "$venv/bin/python" -m pip install -q -e ".[dev,bench,cluster,ocr]"
+  # On-screen text: RapidOCR without its declared opencv-python (which would replace the headless cv2).
+  "$venv/bin/python" -m pip install -q --no-deps "rapidocr-onnxruntime==1.4.4"
   echo "$want" > "$stamp"
 fi
 echo "[setup] ready: $venv"
