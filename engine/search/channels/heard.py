@@ -7,7 +7,7 @@ import numpy as np
 from engine.hits import ClipHit
 from engine.search.hubness import corrected
 from engine.search.query import Query
-from engine.search.sources import CANDIDATES, Sources
+from engine.search.sources import Sources
 
 
 class Heard:
@@ -27,7 +27,11 @@ class Heard:
         """A recording -> S_va audio, hubness-corrected (engine.search.hubness): clips whose sound
         is close to every other clip's would otherwise rank high for any recording."""
         index = sources.index("va", "audio")
-        ids, sims = index.query(q, CANDIDATES)
-        if len(ids) == 0:
+        hits = sources.knn("va", "audio", q, self.reason)
+        if not hits:
             return []
-        return sources.to_hits(ids, corrected(index, sources.conn, ids, sims) * weight, self.reason)
+        vecs = index.vectors(np.array([h.clip_id for h in hits], np.int64))
+        scores = corrected(np.array([h.score for h in hits]), vecs, np.array([h.video_id for h in hits]))
+        for h, s in zip(hits, scores.tolist()):
+            h.score = s * weight
+        return hits
