@@ -21,7 +21,8 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 # Imported directly but installed as a dependency of a declared package.
 TRANSITIVE = {"shiboken6": "PySide6-Essentials"}
 # Optional features: imported only when the user installed them (and not shipped by the installers).
-OPTIONAL = {"rapidocr_onnxruntime": "on-screen text, the ocr extra (installed with --no-deps, see pyproject)"}
+OPTIONAL = {"rapidocr_onnxruntime": "on-screen text, the ocr extra (installed with --no-deps, see pyproject)",
+            "ray": "distributed indexing, the cluster extra"}
 
 
 def _norm(name: str) -> str:
