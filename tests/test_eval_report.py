@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,6 +18,10 @@ class FakeLibrary:
 
     def __init__(self, root: Path, order: dict[str, list[str]]):
         self.root, self.order = root, order
+        # the models table eval reads for a fine-tuned model's held-out record (none here)
+        conn = sqlite3.connect(":memory:")
+        conn.execute("CREATE TABLE models(id TEXT PRIMARY KEY, info TEXT)")
+        self.db = SimpleNamespace(conn=conn)
 
     def videos(self):
         names = ("dog1", "dog2", "car", "sea")
@@ -52,3 +57,5 @@ def test_eval_reports_intervals_and_random_baselines(tmp_path):
     assert a["ranks"] == {"bark.wav": 1, "motor.wav": None}
     assert a["R@1"] == pytest.approx(0.5)
     assert a["estimates"]["mean_rank"]["value"] == pytest.approx(2.5)
+    # a model that was not fine-tuned has no held-out record, and no held-out-only figures are made up
+    assert result["training_held_out"] == {} and "held_out_text_to_video" not in result
