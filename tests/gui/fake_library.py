@@ -75,7 +75,8 @@ class FakeLibrary:
         return self._model is not None
 
     # indexing
-    def index(self, paths, token: CancelToken | None = None, transcribe=None, read_text=None, retry_errors=False):
+    def index(self, paths, token: CancelToken | None = None, transcribe=None, read_text=None, retry_errors=False,
+              ray=None):
         token = token or CancelToken()
         if not self._writer.acquire(blocking=False):
             raise LibraryError("another job is already writing to this library")
