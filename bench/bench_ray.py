@@ -57,8 +57,8 @@ def writer_rate(root: Path, n_videos: int = 40, clips_per_video: int = 150) -> d
     cfg = get_config(lib.model_name)
     rng = np.random.default_rng(0)
     with lib.db.conn:
-        ids = [lib.db.conn.execute("INSERT INTO videos(path, size, mtime, status) VALUES (?, 1, 0, 'pending')",
-                                   (f"/synthetic/{i}.mp4",)).lastrowid for i in range(n_videos)]
+        sql = "INSERT INTO videos(path, size, mtime, phash, status) VALUES (?, 1, 0, ?, 'pending')"
+        ids = [lib.db.conn.execute(sql, (f"/synthetic/{i}.mp4", f"synthetic-{i}")).lastrowid for i in range(n_videos)]
     writer = IndexWriter(lib, lib.base_model_id, 4.0, n_videos, {})
     n = clips_per_video
     results = []
