@@ -128,7 +128,10 @@ class Library:
             files = [Path(p) for p in paths]
             transcribe = self.settings.transcribe if transcribe is None else transcribe
             if ray is None:
-                stages = index_paths(self.ctx, files, token, transcribe, retry_errors=retry_errors)
+                from engine.train.models import embed_missing
+
+                stages = index_paths(self.ctx, files, token, transcribe, retry_errors=retry_errors,
+                                     catch_up=lambda model: embed_missing(self.ctx, model, token))
             else:
                 from engine.index.distributed import index_paths_ray
 
@@ -186,7 +189,7 @@ class Library:
 
     # ---- search -------------------------------------------------------------------------
     def searcher(self) -> Searcher:
-        from engine.models.upgrade import needs_catch_up
+        from engine.index.upgrade import needs_catch_up
         from engine.search.searcher import Searcher
 
         if self._searcher is None:

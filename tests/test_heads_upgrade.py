@@ -9,9 +9,9 @@ import torch
 
 from engine.api import Library
 from engine.index.db import set_meta, transaction
+from engine.index.upgrade import needs_catch_up
 from engine.jobs import CancelToken
 from engine.models.config import get_config
-from engine.models.upgrade import needs_catch_up
 from engine.train.models import embed_missing, list_models
 from engine.train.reproject import reproject
 from engine.train.synthetic import SyntheticSpec, fake_base_model, write_synthetic_library

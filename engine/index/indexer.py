@@ -33,16 +33,19 @@ CHUNK_CLIPS = 32   # clips per CNN call (~1 s of CPU): the cancel token is check
 
 
 def index_paths(lib: LibraryContext, paths: list[Path], token: CancelToken, transcribe: bool,
-                retry_errors: bool = False) -> Iterator[Progress]:
+                retry_errors: bool = False,
+                catch_up: Callable[[MMVModel], Iterator[Progress]] | None = None) -> Iterator[Progress]:
+    """Index new and changed files under ``paths``. ``catch_up`` runs once the model is loaded:
+    the facade passes the re-projection of clips stored under older packaged heads (training code,
+    a layer above this one), so that the indexer never imports it."""
     planned = yield from plan_index(lib, paths, retry_errors)
     if planned is None:
         return
     plan, summary = planned
     yield Progress("load", message="loading models")
     model = lib.load_models()
-    from engine.train.models import embed_missing
-
-    yield from embed_missing(lib, model, token)  # clips indexed under older packaged heads: no decoding
+    if catch_up is not None:
+        yield from catch_up(model)
     model.load_all()  # now, while the user sees "loading models", not in the middle of the first video
     transcriber = load_transcriber(model) if transcribe else None
     yield from _index_files(lib, model, plan.to_index, token, transcriber, summary)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from engine.errors import ModelError
 from engine.index.db import get_meta, set_meta, transaction
+from engine.index.upgrade import is_older_base, mark_caught_up
 from engine.jobs import CancelToken, Progress
 from engine.models.config import DEFAULT_MODEL, get_config
-from engine.models.upgrade import is_older_base, mark_caught_up
 from engine.train.deep import fill_tuned_features
 from engine.train.reproject import build_indexes, count_features, reproject
 
