@@ -7,7 +7,6 @@ them defensively (dicts or objects) so small shape changes do not break it.
 
 from __future__ import annotations
 
-import inspect
 import time
 from typing import Any
 
@@ -225,18 +224,12 @@ class FinetuneDialog(QDialog):
         self.plot.clear()
         self.figures.setText("")
         self.note.setText("")
-        kwargs: dict[str, Any] = {"minutes": float(self.minutes.value())}
-        try:
-            params = inspect.signature(self.lib.train).parameters
-            open_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
-            if "device" in params or open_kwargs:
-                kwargs["device"] = self.device.currentData()
-            if self.deep.isChecked() and ("deep" in params or open_kwargs):
-                kwargs["deep"] = True
-            if self.objective.currentData() != "mmv" and ("objective" in params or open_kwargs):
-                kwargs["objective"] = self.objective.currentData()
-        except (TypeError, ValueError):
-            pass
+        # The contract's train() takes these options (engine.contract.LibraryContract.train).
+        kwargs: dict[str, Any] = {"minutes": float(self.minutes.value()), "device": self.device.currentData()}
+        if self.deep.isChecked():
+            kwargs["deep"] = True
+        if self.objective.currentData() != "mmv":
+            kwargs["objective"] = self.objective.currentData()
         job = JobWorker(lambda token: self.lib.train(token=token, **kwargs))
         job.signals.progress.connect(self._on_progress)
         job.signals.error.connect(lambda exc, tb: self.status.setText(f"Training failed: {exc}"))
