@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlite_utils
@@ -94,18 +95,35 @@ class LibraryContext:
 
 def load_active_model(ctx: LibraryContext) -> MMVModel:
     """The library's active model: the base, or the base plus the active fine-tuned heads."""
-    from engine.models.registry import create_model, load_heads_checkpoint
+    from engine.models.registry import create_model
 
     model = create_model(ctx.model_name, ctx.device_request)
-    active = ctx.active_model_id
-    if active != model.model_id:
-        row = ctx.db.execute("SELECT checkpoint FROM models WHERE id=?", (active,)).fetchone()
-        if row is None or not row[0]:
-            log.warning("active model %s has no checkpoint; using %s", active, model.model_id)
-        else:
-            try:
-                load_heads_checkpoint(model, ctx.paths.models_dir / row[0], active)
-            except ModelError as exc:  # e.g. trained on an older backbone: search with the base instead
-                log.warning("%s; using the base model %s (run `mmvsearch models use %s` to make it permanent)",
-                            exc, model.model_id, model.model_id)
+    path = active_checkpoint(ctx)
+    if path is not None:
+        load_checkpoint_or_base(model, path, ctx.active_model_id)
     return model
+
+
+def active_checkpoint(ctx: LibraryContext) -> Path | None:
+    """The active fine-tuned model's checkpoint file; None when the base model is active (or the
+    active model has no checkpoint, which is logged)."""
+    active = ctx.active_model_id
+    if active == ctx.base_model_id:
+        return None
+    row = ctx.db.execute("SELECT checkpoint FROM models WHERE id=?", (active,)).fetchone()
+    if row is None or not row[0]:
+        log.warning("active model %s has no checkpoint; using %s", active, ctx.base_model_id)
+        return None
+    return ctx.paths.models_dir / row[0]
+
+
+def load_checkpoint_or_base(model: MMVModel, path: Path, model_id: str) -> None:
+    """Load fine-tuned heads into ``model``; a checkpoint that does not fit (e.g. trained on an
+    older backbone) leaves the base model, so search and indexing go on with it."""
+    from engine.models.registry import load_heads_checkpoint
+
+    try:
+        load_heads_checkpoint(model, path, model_id)
+    except ModelError as exc:
+        log.warning("%s; using the base model %s (run `mmvsearch models use %s` to make it permanent)",
+                    exc, model.model_id, model.model_id)

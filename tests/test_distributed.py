@@ -214,3 +214,23 @@ def _done_count(lib_dir: Path) -> int:
             conn.close()
     except sqlite3.OperationalError:
         return 0
+
+
+def test_a_checkpoint_that_does_not_fit_leaves_the_workers_on_the_base_model(tmp_path, videos, local_snapshot,
+                                                                              ray_runtime):
+    """As a local run does (engine.context.load_checkpoint_or_base): the workers fall back to the
+    base model and the driver writes under the model that made the vectors, not the broken one."""
+    import torch
+
+    lib = Library(tmp_path / "lib", device="cpu")
+    try:
+        torch.save({"heads": {"not": torch.zeros(1)}}, lib.paths.models_dir / "broken.pt")
+        with lib.db.conn:
+            lib.db.conn.execute("INSERT INTO models(id, name, checkpoint) VALUES ('broken-ft', 'broken', 'broken.pt')")
+            lib.db.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('active_model', 'broken-ft')")
+        assert list(lib.index([videos], transcribe=False, ray=ray_runtime))[-1].stage == "done"
+        ids = {r[0] for r in lib.db.conn.execute("SELECT DISTINCT model_id FROM embeddings")}
+    finally:
+        lib.close()
+    assert ids == {lib.base_model_id}
+    assert_same_library(snapshot(tmp_path / "lib"), local_snapshot)

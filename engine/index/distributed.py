@@ -93,8 +93,9 @@ class EmbedWorker:
     def __init__(self, spec: WorkerSpec) -> None:
         import torch
 
+        from engine.context import load_checkpoint_or_base
         from engine.index.indexer import load_transcriber
-        from engine.models.registry import create_model, load_heads_checkpoint
+        from engine.models.registry import create_model
 
         torch.set_num_threads(max(1, spec.threads))
         model = create_model(spec.model_name, spec.device)
@@ -102,13 +103,14 @@ class EmbedWorker:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "heads.pt"
                 path.write_bytes(spec.checkpoint)
-                load_heads_checkpoint(model, path, spec.model_id)
+                load_checkpoint_or_base(model, path, spec.model_id)
         model.load_all()
         self.model, self.spec = model, spec
         self.transcriber = load_transcriber(model) if spec.transcribe else None
 
-    def pid(self) -> int:
-        return os.getpid()
+    def model_id(self) -> str:
+        """The model this worker embeds with: the base when the checkpoint did not fit."""
+        return self.model.model_id
 
     def embed(self, items: list[tuple[int, str]]) -> list[tuple[int, BaseException | None, Any]]:
         """(video_id, None, (result, transcript vectors)) or (video_id, error, None) per file."""
@@ -148,18 +150,13 @@ def _segment_vectors(model, result):
 
 def worker_spec(lib, transcribe: bool, options: RayOptions) -> WorkerSpec:
     """The active model, as bytes a remote worker can load without seeing the library."""
-    from engine.index.db import get_meta
+    from engine.context import active_checkpoint
 
-    base_id = lib.base_model_id
-    active = get_meta(lib.db, "active_model") or base_id
-    checkpoint = None
-    if active != base_id:
-        row = lib.db.conn.execute("SELECT checkpoint FROM models WHERE id=?", (active,)).fetchone()
-        if row and row[0]:
-            checkpoint = (lib.paths.models_dir / row[0]).read_bytes()
+    path = active_checkpoint(lib)
+    checkpoint = None if path is None else path.read_bytes()
     device = "cuda" if options.gpus_per_worker > 0 else "cpu"
-    return WorkerSpec(lib.model_name, active if checkpoint is not None else base_id, device, checkpoint,
-                      lib.settings.clip_seconds, transcribe, local_threads())
+    return WorkerSpec(lib.model_name, lib.active_model_id if path is not None else lib.base_model_id, device,
+                      checkpoint, lib.settings.clip_seconds, transcribe, local_threads())
 
 
 def local_threads() -> int:
@@ -190,18 +187,35 @@ def index_paths_ray(lib, paths: list[Path], token: CancelToken, transcribe: bool
     env = {"OMP_NUM_THREADS": str(spec.threads)}
     actors = [actor_cls.options(runtime_env={"env_vars": env}).remote(spec) for _ in range(max(1, options.workers))]
     try:
-        yield from _run(ray, lib, actors, spec, plan.to_index, token, options, summary)
+        # What the workers built: a checkpoint that does not fit leaves them on the base model,
+        # and the vectors are written under the model that made them.
+        model_id = yield from _workers_model(ray, actors[0], token)
+        if model_id is None:
+            yield Progress("cancelled", 0, len(plan.to_index), "files", "cancelled while the Ray workers started",
+                           info={**summary, "files_done": 0})
+            return
+        yield from _run(ray, lib, actors, model_id, spec, plan.to_index, token, options, summary)
     finally:
         for actor in actors:
             ray.kill(actor, no_restart=True)
 
 
-def _run(ray, lib, actors, spec: WorkerSpec, todo: list[tuple[int, Path]], token: CancelToken,
+def _workers_model(ray, actor, token: CancelToken):
+    """Wait (cancellably, with progress) for a worker to build its model; its model id, or None."""
+    ref = actor.model_id.remote()
+    while not ray.wait([ref], timeout=WAIT_S)[0]:
+        if token.cancelled:
+            return None
+        yield Progress("load", message="starting the Ray workers (loading their models)")
+    return ray.get(ref)
+
+
+def _run(ray, lib, actors, model_id: str, spec: WorkerSpec, todo: list[tuple[int, Path]], token: CancelToken,
          options: RayOptions, summary: dict) -> Iterator[Progress]:
     from engine.index.indexer import IndexWriter
 
     batches = [todo[i:i + options.batch] for i in range(0, len(todo), max(1, options.batch))]
-    writer = IndexWriter(lib, spec.model_id, spec.clip_seconds, len(todo), summary)
+    writer = IndexWriter(lib, model_id, spec.clip_seconds, len(todo), summary)
     queue = list(reversed(batches))
     running: dict[Any, tuple[int, list]] = {}
     try:
