@@ -1,0 +1,97 @@
+"""Library-adaptive centring and PCA whitening of S_va audio vectors for sound queries.
+
+Why: the model's audio vectors are centred on a fixed centre estimated on one media set. A
+user's library has its own mean (microphones, rooms, codecs: what every clip of *this* library
+shares) and its own dominant directions, which make clips look alike whatever they sound like.
+Subtracting the library's mean and flattening its principal directions (Jegou & Chum, ECCV 2012:
+"negative evidences and co-occurrences", whitening learnt on the database itself) is label-free
+and needs only the library's own vectors, so it follows each library instead of the media it was
+tuned on. Shrinkage keeps a small library's noisy small-variance directions from being blown up:
+each principal direction is scaled by (SHRINK * lambda + (1 - SHRINK) * mean lambda)^-1/2.
+
+Chosen on the tune side of the split (bench/tune_audio_library.py, docs/evaluation.md); SHRINK
+was fixed before any figure and was also the value a bootstrap of the tune queries picked most
+often out of a grid.
+
+The statistics are the library's (fit on up to SAMPLE of its S_va audio vectors), stored next to
+its vector index with the index generation they were fit on, and refit when it moves.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SHRINK = 0.5        # weight of the sample eigenvalue against the mean eigenvalue
+MIN_CLIPS = 20      # below this (or with one video) a library has no statistics of its own
+MIN_VIDEOS = 2
+SAMPLE = 20_000     # at most this many clips (evenly spread over the ids) are read to fit
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Whitening:
+    """x -> unit((x - mean) @ matrix); ``matrix`` is symmetric."""
+
+    mean: np.ndarray
+    matrix: np.ndarray
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        y = (np.asarray(x, np.float32) - self.mean) @ self.matrix
+        return y / np.maximum(np.linalg.norm(y, axis=-1, keepdims=True), 1e-12)
+
+
+def fit(vectors: np.ndarray, rank: int, shrink: float = SHRINK) -> Whitening:
+    """Whitening of ``vectors`` [n, d] (rows of a library), shrunk toward the mean eigenvalue.
+
+    ``rank`` is the width of the feature the vectors were projected from (the audio head's input,
+    384 for the Whisper mean): the mean eigenvalue is the trace over it, so the same library gives
+    the same whitening whether its vectors live in 384 or in a 1024-d isometric embedding of it.
+    """
+    x = np.asarray(vectors, np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError("need at least two vectors to fit a whitening")
+    mean = x.mean(axis=0)
+    cov = (x - mean).T @ (x - mean) / len(x)
+    lam, vec = np.linalg.eigh(cov)
+    lam = np.maximum(lam, 0.0)
+    floor = lam.sum() / max(1, min(rank, x.shape[1]))
+    scale = 1.0 / np.sqrt(shrink * lam + (1 - shrink) * max(floor, 1e-12))
+    return Whitening(mean.astype(np.float32), ((vec * scale) @ vec.T).astype(np.float32))
+
+
+def sample_ids(ids: np.ndarray, limit: int = SAMPLE) -> np.ndarray:
+    """Up to ``limit`` of ``ids``, evenly spread over their sorted order (deterministic)."""
+    ids = np.sort(np.asarray(ids, np.int64))
+    if len(ids) <= limit:
+        return ids
+    return ids[np.linspace(0, len(ids) - 1, limit).round().astype(np.int64)]
+
+
+def save(path: Path, w: Whitening, gen: int) -> None:
+    """Write the statistics with the generation they were fit on (temp file, then rename)."""
+    buf = io.BytesIO()
+    np.savez(buf, mean=w.mean, matrix=w.matrix, gen=np.int64(gen), format=np.int64(FORMAT))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_bytes(buf.getvalue())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load(path: Path, gen: int, dim: int) -> Whitening | None:
+    """The stored statistics if they were fit on generation ``gen`` with width ``dim``, else None."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if int(z["format"]) != FORMAT or int(z["gen"]) != gen or z["mean"].shape != (dim,):
+                return None
+            return Whitening(z["mean"].astype(np.float32), z["matrix"].astype(np.float32))
+    except (OSError, ValueError, KeyError):
+        return None  # missing, torn or from another format: refit
