@@ -22,7 +22,12 @@ indexed videos; and 5 s query -> 4 s clip (bench/tune_audio_clips.py's cache, ea
 first 4 s window as a clip; the "library" there is the side's clips). Paired bootstrap differences
 against ``prod`` in R@1, R@5 and in the rank of the first hit.
 
-Usage: python bench/tune_audio_library.py --library DIR [--side tune] [--variants ...]
+``--shrink-grid`` (tune only): ``libw`` over a grid of SHRINK, and how often each value has the best
+mean R@5 over the three measures when the queries are resampled (2000 bootstraps, each measure's
+queries resampled on their own): is the constant fixed beforehand also what the tune data prefers,
+and is the gain flat around it?
+
+Usage: python bench/tune_audio_library.py --library DIR [--side tune] [--variants ...] [--shrink-grid]
 Needs /tmp/tune_audio.npz and /tmp/tune_audio_clips.npz (bench/tune_audio.py, tune_audio_clips.py).
 """
 
@@ -141,6 +146,31 @@ def differences(results: dict, base: str = "prod") -> dict:
     return out
 
 
+GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9)
+
+
+def shrink_selection(q, cx, clip_paths, whole, clip, sounds, videos, all_videos, n_boot: int = 2000) -> dict:
+    """R@5 per measure for each SHRINK of GRID, and the share of query resamples each one wins."""
+    hits = {}
+    for shrink in GRID:
+        whitener.__defaults__ = (shrink,)
+        reps = [sound_to_video("libw", q, cx, clip_paths, sounds, videos),
+                sound_to_video("libw", q, cx, clip_paths, sounds, all_videos),
+                query_to_clip("libw", whole, clip, sounds)]
+        hits[shrink] = [np.array([x["rank"] <= 5 for x in r["per_query"]], float) for r in reps]
+    whitener.__defaults__ = (SHRINK,)
+    rng = np.random.default_rng(0)
+    wins = dict.fromkeys(GRID, 0.0)
+    for _ in range(n_boot):
+        idx = [rng.integers(0, len(h), len(h)) for h in hits[GRID[0]]]
+        mean = {g: np.mean([h[i].mean() for h, i in zip(hits[g], idx)]) for g in GRID}
+        best = [g for g in GRID if mean[g] == max(mean.values())]
+        for g in best:
+            wins[g] += 1 / len(best) / n_boot
+    return {str(g): {"R@5": [round(float(h.mean()), 4) for h in hits[g]], "mean_R@5": round(float(np.mean(
+        [h.mean() for h in hits[g]])), 4), "bootstrap_wins": round(wins[g], 3)} for g in GRID}
+
+
 def main() -> None:
     from engine.api import Library
 
@@ -148,6 +178,7 @@ def main() -> None:
     ap.add_argument("--library", type=Path, required=True)
     ap.add_argument("--side", default="tune", choices=["tune", "report"])
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    ap.add_argument("--shrink-grid", action="store_true")
     args = ap.parse_args()
     splits = load_splits()
     sounds = splits["sounds"]
@@ -166,8 +197,15 @@ def main() -> None:
                    "query_to_clip": query_to_clip(v, whole[side], clip[side], side_sounds)}
                for v in args.variants}
     diffs = differences(results) if "prod" in results else {}
+    grid = None
+    if args.shrink_grid and args.side == "tune":
+        grid = shrink_selection(queries[side], clips, clip_paths, whole[side], clip[side], side_sounds, videos,
+                                splits["videos"])
+        for g, r in grid.items():
+            print(f"shrink {g:<5} R@5 {r['R@5']} mean {r['mean_R@5']:.3f} bootstrap wins {r['bootstrap_wins']:.3f}")
     print(save(f"tune_audio_library_{args.side}", {"side": args.side, "shrink": SHRINK, "qe_k": QE_K,
-                                                  "qe_alpha": QE_ALPHA, "variants": results, "paired": diffs}))
+                                                  "qe_alpha": QE_ALPHA, "variants": results, "paired": diffs,
+                                                  "shrink_grid": grid}))
     for v, res in results.items():
         for m, r in res.items():
             if not r:
