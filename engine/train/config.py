@@ -55,6 +55,12 @@ class TrainConfig:
     holdout: float = 0.2
     patience: int = 5
     patience_min_steps: int = 60
+    # Noisy copies of the training clips' sound (noisy.py): ``noise_copies`` per clip, of at most
+    # ``noise_max_seconds`` of sound, used instead of the stored sound with ``noise_probability``.
+    # A query is a fresh microphone recording with a noise floor; the stored clips mostly are not.
+    noise_copies: int = 2
+    noise_probability: float = 0.5
+    noise_max_seconds: float = 600.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -66,6 +72,8 @@ class TrainConfig:
             raise TrainingError("epochs and minutes must be positive")
         if not 0.0 <= self.holdout < 0.5:
             raise TrainingError("holdout must be a fraction from 0 to 0.5")
+        if self.noise_copies < 0 or not 0.0 <= self.noise_probability <= 1.0:
+            raise TrainingError("noise_copies must be >= 0 and noise_probability from 0 to 1")
         self.weights = (float(self.weights[0]), float(self.weights[1]))
         if self.objective.startswith("gdt") and self.gdt_shift == 0:
             self.gdt_shift = 1  # GDT's time-shift transformation needs neighbouring clips in each batch

@@ -19,6 +19,7 @@ from engine.train.data import TrainingData, epoch_order, make_batch
 from engine.train.deep_parts import DeepParts
 from engine.train.evaluate import held_out_figures
 from engine.train.holdout import Holdout
+from engine.train.noisy import NoisyAudio
 from engine.train.objective import make_objective
 from engine.train.precision import autocast, mixed_precision
 from engine.train.publish import TailUpdate
@@ -31,11 +32,13 @@ class TrainingRun:
     """The mutable state of one training run, with its loop and its resumable checkpoint."""
 
     def __init__(self, cfg: TrainConfig, heads, data: TrainingData, device: torch.device, parent_id: str,
-                 deep: DeepParts | None = None, holdout: Holdout | None = None, held_deep: DeepParts | None = None):
+                 deep: DeepParts | None = None, holdout: Holdout | None = None, held_deep: DeepParts | None = None,
+                 noisy: NoisyAudio | None = None):
         """``data``/``deep``: what is trained on; ``holdout``: the split (its ``held`` part is only
-        ever evaluated), with ``held_deep`` the tail's view of it in deep mode."""
+        ever evaluated), with ``held_deep`` the tail's view of it in deep mode; ``noisy``: noisy
+        copies of ``data``'s sounds that batches use some of the time (noisy.py)."""
         self.cfg, self.heads, self.data, self.device, self.parent_id = cfg, heads, data, device, parent_id
-        self.deep, self.holdout, self.held_deep = deep, holdout, held_deep
+        self.deep, self.holdout, self.held_deep, self.noisy = deep, holdout, held_deep, noisy
         heads.log_temperature.requires_grad_(cfg.learn_temperature)
         heads.text_vat.requires_grad_(cfg.train_text_head)
         heads.audio_va.requires_grad_(cfg.train_audio_head)
@@ -174,7 +177,10 @@ class TrainingRun:
             token.raise_if_cancelled()
             epoch, rows = self.batch_rows(self.state.step)
             t0 = time.perf_counter()
-            record = self.one_step(make_batch(self.data, rows, self.device), self.progress(), rows)
+            batch = make_batch(self.data, rows, self.device)
+            if self.noisy is not None:
+                batch = self.noisy.apply(batch, rows, self.state.step)
+            record = self.one_step(batch, self.progress(), rows)
             now = time.perf_counter()
             self.state.step += 1
             self.state.elapsed_s = now - started
@@ -250,7 +256,7 @@ class TrainingRun:
         return {
             "parent": self.parent_id,
             "config": self.cfg.as_dict(),
-            "data": self.data.summary(),
+            "data": {**self.data.summary(), **({} if self.noisy is None else {"noisy": self.noisy.summary()})},
             "steps": self.state.step,
             "train_seconds": round(self.state.elapsed_s, 2),
             "history": downsample(self.state.history, 500),

@@ -25,6 +25,7 @@ from engine.train.data import load_training_data
 from engine.train.deep import remove_cache
 from engine.train.deep_parts import prepare_deep
 from engine.train.holdout import no_holdout, split_holdout
+from engine.train.noisy import noisy_copies
 from engine.train.publish import publish
 from engine.train.run import TrainingRun
 
@@ -68,9 +69,14 @@ def train(lib, *, token: CancelToken, resume: bool = False, **options) -> Iterat
     held_deep = None
     if deep is not None:
         deep, held_deep = deep.subset(holdout.train_rows), deep.subset(holdout.held_rows)
+    noisy = None
+    if cfg.noise_copies > 0 and bool(holdout.train.has_audio.any()):
+        noisy = yield from noisy_copies(lib.db.conn, lambda: base.whisper, holdout.train, copies=cfg.noise_copies,
+                                        max_seconds=cfg.noise_max_seconds, probability=cfg.noise_probability,
+                                        seed=cfg.seed, token=token)
     heads = copy.deepcopy(base.heads).to(device)
     run = TrainingRun(cfg, heads, holdout.train, device, base.model_id, deep, holdout,
-                      held_deep if holdout.judged else None)
+                      held_deep if holdout.judged else None, noisy)
     if checkpoint is not None:
         run.restore(checkpoint)
         yield Progress(stage="prepare", message=f"resuming the interrupted run at step {run.state.step}")
