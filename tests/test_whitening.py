@@ -24,9 +24,10 @@ def _naive(x: np.ndarray, rows: np.ndarray, rank: int, shrink: float) -> np.ndar
     return _unit(out)
 
 
-def test_fit_matches_the_naive_whitening():
+@pytest.mark.parametrize("n_rows", [40, 8])   # more rows than dimensions (eigh), fewer (SVD)
+def test_fit_matches_the_naive_whitening(n_rows):
     rng = np.random.default_rng(0)
-    rows = _unit(rng.normal(size=(40, 12)) * np.linspace(3, 0.2, 12))
+    rows = _unit(rng.normal(size=(n_rows, 12)) * np.linspace(3, 0.2, 12))
     w = whitening.fit(rows, rank=12, shrink=0.5)
     queries = _unit(rng.normal(size=(5, 12)))
     assert np.allclose(w.apply(queries), _naive(queries, rows, 12, 0.5), atol=1e-4)

@@ -30,7 +30,8 @@ import numpy as np
 SHRINK = 0.5        # weight of the sample eigenvalue against the mean eigenvalue
 MIN_CLIPS = 20      # below this (or with one video) a library has no statistics of its own
 MIN_VIDEOS = 2
-SAMPLE = 20_000     # at most this many clips (evenly spread over the ids) are read to fit
+SAMPLE = 5_000      # at most this many clips (evenly spread over the ids) are read to fit: plenty for
+                    # a covariance of rank <= 384, and a fit stays about a second on a busy laptop
 FORMAT = 1
 
 
@@ -53,16 +54,33 @@ def fit(vectors: np.ndarray, rank: int, shrink: float = SHRINK) -> Whitening:
     384 for the Whisper mean): the mean eigenvalue is the trace over it, so the same library gives
     the same whitening whether its vectors live in 384 or in a 1024-d isometric embedding of it.
     """
-    x = np.asarray(vectors, np.float64)
+    x = np.asarray(vectors, np.float32)
     if x.ndim != 2 or len(x) < 2:
         raise ValueError("need at least two vectors to fit a whitening")
-    mean = x.mean(axis=0)
-    cov = (x - mean).T @ (x - mean) / len(x)
+    mean = x.mean(axis=0, dtype=np.float64)
+    centred = x - mean.astype(np.float32)
+    lam, vec = _principal(centred)
+    floor = max(float(lam.sum()) / max(1, min(rank, x.shape[1])), 1e-12)
+    scale = 1.0 / np.sqrt(np.maximum(shrink * lam + (1 - shrink) * floor, 1e-12))
+    if vec.shape[1] == x.shape[1]:
+        matrix = (vec * scale) @ vec.T
+    else:  # directions the sample lacks (lambda = 0) get the scale of a zero eigenvalue
+        base = 1.0 / np.sqrt(max((1 - shrink) * floor, 1e-12))
+        matrix = base * np.eye(x.shape[1]) + (vec * (scale - base)) @ vec.T
+    return Whitening(mean.astype(np.float32), matrix.astype(np.float32))
+
+
+def _principal(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues [r] and eigenvectors [d, r] of the covariance of ``centred`` rows, r <= min(n, d):
+    by SVD of the rows when there are fewer rows than dimensions (a small library: cheaper than an
+    eigendecomposition of the d x d covariance), else by that eigendecomposition."""
+    n, d = centred.shape
+    if n < d:
+        _, sing, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+        return sing ** 2 / n, vt.T
+    cov = (centred.T @ centred).astype(np.float64) / n   # the product in float32: 2x faster
     lam, vec = np.linalg.eigh(cov)
-    lam = np.maximum(lam, 0.0)
-    floor = lam.sum() / max(1, min(rank, x.shape[1]))
-    scale = 1.0 / np.sqrt(shrink * lam + (1 - shrink) * max(floor, 1e-12))
-    return Whitening(mean.astype(np.float32), ((vec * scale) @ vec.T).astype(np.float32))
+    return np.maximum(lam, 0.0), vec
 
 
 def sample_ids(ids: np.ndarray, limit: int = SAMPLE) -> np.ndarray:
