@@ -60,7 +60,7 @@ class TrainConfig:
     # A query is a fresh microphone recording with a noise floor; the stored clips mostly are not.
     noise_copies: int = 2
     noise_probability: float = 0.5
-    noise_max_seconds: float = 600.0
+    noise_max_seconds: float = 300.0
     seed: int = 0
 
     def __post_init__(self) -> None:
