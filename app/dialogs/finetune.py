@@ -99,8 +99,10 @@ class FinetuneDialog(QDialog):
         self.setMinimumWidth(560)
         lay = QVBoxLayout(self)
         intro = QLabel("Fine-tuning adapts the search model to your own videos using what it already "
-                       "extracted (no video is decoded again, unless you also fine-tune the picture "
-                       "layers below). A fifth of your videos is held out: never trained on, it shows "
+                       "extracted. Only the sound of up to five minutes of your videos is read again, "
+                       "to add noise floors (so that a recording from a microphone still finds its "
+                       "pictures); no picture is decoded again, unless you also fine-tune the picture "
+                       "layers below. A fifth of your videos is held out: never trained on, it shows "
                        "whether the new model really finds things better. Your current model is kept: "
                        "you can switch back.")
         self.deep = QCheckBox("Also fine-tune the last picture layers (decodes every video once more; "
