@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,15 +93,21 @@ def load_transcriber(model: MMVModel):
 
 def _index_files(lib: LibraryContext, model: MMVModel, todo: list[tuple[int, Path]], token: CancelToken,
                  transcriber, summary: dict) -> Iterator[Progress]:
+    """Three stages overlap, each bounded to one video: decoding (and the Whisper encoder) of the
+    next file in a prefetch thread, the CNN of this file here, and the transcription of the
+    previous file in a speech thread (CTranslate2 releases the GIL). Videos are written in order,
+    each once its transcript is in; on a 2-core machine the stages then use both cores."""
     clip_s = lib.settings.clip_seconds
     writer = IndexWriter(lib, model.model_id, clip_s, len(todo), summary, model.text_features)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmv-decode")
+    speech = None if transcriber is None else ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmv-speech")
 
     def submit(i: int) -> Future | None:
         if i >= len(todo):
             return None
         return pool.submit(_decode_and_encode_audio, model, todo[i][1], clip_s, token)
 
+    inflight: _InFlight | None = None  # the previous video, waiting for its transcript
     try:
         pending = submit(0)
         for i, (video_id, path) in enumerate(todo):
@@ -109,20 +116,60 @@ def _index_files(lib: LibraryContext, model: MMVModel, todo: list[tuple[int, Pat
                 yield writer.cancelled()
                 return
             future, pending = pending, submit(i + 1)  # decode the next file while this one runs
-            try:
-                result = _embed(model, video_id, future.result(), transcriber, token)
-                writer.write(result)
-            except Cancelled:  # the transcriber saw the token mid-video; this video stays pending
-                yield writer.cancelled()
-                return
-            except (DiskFullError, LibraryBusyError):
-                raise
-            except Exception as exc:  # MemoryError too: one huge file must not end the whole job
-                writer.fail(video_id, path, exc)
+            started = _guarded(writer, video_id, path, _start_video, model, video_id, path, future,
+                               transcriber, speech, token)
+            if inflight is not None:  # write the previous video while this one's speech runs
+                _guarded(writer, inflight.video_id, inflight.path, inflight.finish, writer)
+            inflight = started
+        if inflight is not None:
+            _guarded(writer, inflight.video_id, inflight.path, inflight.finish, writer)
         yield writer.finished()
+    except Cancelled:  # the transcriber saw the token mid-video; that video stays pending
+        yield writer.cancelled()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        if speech is not None:
+            speech.shutdown(wait=True, cancel_futures=True)
         writer.close()
+
+
+@dataclass
+class _InFlight:
+    """A video whose features are computed and whose transcript may still be running."""
+
+    video_id: int
+    path: Path
+    result: VideoResult
+    speech: Future | None
+
+    def finish(self, writer: IndexWriter) -> None:
+        if self.speech is not None:
+            self.result.segments = self.speech.result()
+        writer.write(self.result)
+
+
+def _start_video(model: MMVModel, video_id: int, path: Path, decoding: Future, transcriber,
+                 speech: ThreadPoolExecutor | None, token: CancelToken) -> _InFlight:
+    """Features now; the transcript is left running in the speech thread."""
+    prepared = decoding.result()
+    result = _embed_media(model, video_id, prepared, token)
+    audio = prepared[0].audio
+    if transcriber is None or speech is None or audio is None:
+        result.segments = None if transcriber is None else []
+        return _InFlight(video_id, path, result, None)
+    return _InFlight(video_id, path, result, speech.submit(_transcribe, model, transcriber, audio, token))
+
+
+def _guarded(writer: IndexWriter, video_id: int, path: Path, step: Callable, *args):
+    """``step(*args)`` for one video; a failure marks that video (error, or retry later) instead
+    of ending the job. Cancelled, a full disk and a busy library end the job."""
+    try:
+        return step(*args)
+    except (Cancelled, DiskFullError, LibraryBusyError):
+        raise
+    except Exception as exc:  # MemoryError too: one huge file must not end the whole job
+        writer.fail(video_id, path, exc)
+        return None
 
 
 def embed_file(model: MMVModel, video_id: int, path: Path, clip_s: float, transcriber,
@@ -228,6 +275,19 @@ def _decode_and_encode_audio(model: MMVModel, path: Path, clip_s: float,
 
 
 def _embed(model: MMVModel, video_id: int, prepared: tuple, transcriber, token: CancelToken) -> VideoResult:
+    result = _embed_media(model, video_id, prepared, token)
+    if transcriber is not None:
+        audio = prepared[0].audio
+        result.segments = [] if audio is None else _transcribe(model, transcriber, audio, token)
+    return result
+
+
+def _transcribe(model: MMVModel, transcriber, audio, token: CancelToken) -> list:
+    return transcriber.transcribe(audio, model.config.sample_rate, token=token)
+
+
+def _embed_media(model: MMVModel, video_id: int, prepared: tuple, token: CancelToken) -> VideoResult:
+    """Features and head vectors of one decoded video (no transcript: ``segments`` is None)."""
     decoded, whisper_frames = prepared
     feats = _clip_features(model, decoded, whisper_frames, token)
     vfeat, afeat = feats.video, feats.audio
@@ -237,13 +297,9 @@ def _embed(model: MMVModel, video_id: int, prepared: tuple, transcriber, token: 
     if afeat is not None:
         pa = model.project_audio(afeat)
         emb[("va", "audio")], emb[("vat", "audio")] = pa["va"], pa["vat"]
-    segments = None
-    if transcriber is not None:
-        segments = [] if decoded.audio is None else transcriber.transcribe(decoded.audio, model.config.sample_rate,
-                                                                            token=token)
     tuned = None if feats.tuned_video is None else feats.tuned_video.numpy()
     return VideoResult(video_id, decoded.windows, vfeat.numpy(), None if afeat is None else afeat.numpy(),
-                       emb, decoded.info, segments, tuned, model.tail_id)
+                       emb, decoded.info, None, tuned, model.tail_id)
 
 
 def _clip_features(model: MMVModel, decoded: DecodedVideo, whisper_frames, token: CancelToken):
