@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import MEDIA, save, videos
 from engine.index.decode import decode_video
 from engine.jobs import CancelToken
+from engine.library import Settings
 
 
 def cpu_s() -> float:
@@ -72,7 +73,7 @@ def main() -> None:
         return st.run("_whisper_encoder_in_passes", real_encode, features)
 
     tr.model.encode = counted_encode
-    cfg, clip_s, token = model.config, 10.0, CancelToken()
+    cfg, clip_s, token = model.config, Settings().clip_seconds, CancelToken()
     load = os.getloadavg()[0]
     seconds, n_segments = 0.0, 0
     from engine.index.indexer import _clip_features

@@ -14,7 +14,9 @@ from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
 
 from engine.errors import Cancelled, DiskFullError, LibraryBusyError, MediaError
 from engine.index.ann import SPACE_MODALITIES, open_index
@@ -93,10 +95,11 @@ def load_transcriber(model: MMVModel):
 
 def _index_files(lib: LibraryContext, model: MMVModel, todo: list[tuple[int, Path]], token: CancelToken,
                  transcriber, summary: dict) -> Iterator[Progress]:
-    """Three stages overlap, each bounded to one video: decoding (and the Whisper encoder) of the
-    next file in a prefetch thread, the CNN of this file here, and the transcription of the
-    previous file in a speech thread (CTranslate2 releases the GIL). Videos are written in order,
-    each once its transcript is in; on a 2-core machine the stages then use both cores."""
+    """Three stages overlap: decoding (and the Whisper encoder) of the next file in a prefetch
+    thread, the CNN of this file here, and transcription in a speech thread (CTranslate2 releases
+    the GIL), which starts on a file's audio as soon as it is decoded, before its frames. Each
+    stage holds at most a video or two; videos are written in order, each once its transcript is
+    in. On a 2-core machine the stages then keep both cores busy, even within one long file."""
     clip_s = lib.settings.clip_seconds
     writer = IndexWriter(lib, model.model_id, clip_s, len(todo), summary, model.text_features)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmv-decode")
@@ -105,7 +108,7 @@ def _index_files(lib: LibraryContext, model: MMVModel, todo: list[tuple[int, Pat
     def submit(i: int) -> Future | None:
         if i >= len(todo):
             return None
-        return pool.submit(_decode_and_encode_audio, model, todo[i][1], clip_s, token)
+        return pool.submit(_decode_and_encode_audio, model, todo[i][1], clip_s, token, speech, transcriber)
 
     inflight: _InFlight | None = None  # the previous video, waiting for its transcript
     try:
@@ -117,7 +120,7 @@ def _index_files(lib: LibraryContext, model: MMVModel, todo: list[tuple[int, Pat
                 return
             future, pending = pending, submit(i + 1)  # decode the next file while this one runs
             started = _guarded(writer, video_id, path, _start_video, model, video_id, path, future,
-                               transcriber, speech, token)
+                               transcriber, token)
             if inflight is not None:  # write the previous video while this one's speech runs
                 _guarded(writer, inflight.video_id, inflight.path, inflight.finish, writer)
             inflight = started
@@ -149,15 +152,13 @@ class _InFlight:
 
 
 def _start_video(model: MMVModel, video_id: int, path: Path, decoding: Future, transcriber,
-                 speech: ThreadPoolExecutor | None, token: CancelToken) -> _InFlight:
-    """Features now; the transcript is left running in the speech thread."""
+                 token: CancelToken) -> _InFlight:
+    """Features now; the transcript goes on in the speech thread."""
     prepared = decoding.result()
     result = _embed_media(model, video_id, prepared, token)
-    audio = prepared[0].audio
-    if transcriber is None or speech is None or audio is None:
-        result.segments = None if transcriber is None else []
-        return _InFlight(video_id, path, result, None)
-    return _InFlight(video_id, path, result, speech.submit(_transcribe, model, transcriber, audio, token))
+    if transcriber is not None and prepared.speech is None:  # no sound: nothing was said
+        result.segments = []
+    return _InFlight(video_id, path, result, prepared.speech)
 
 
 def _guarded(writer: IndexWriter, video_id: int, path: Path, step: Callable, *args):
@@ -263,21 +264,35 @@ class IndexWriter:
         return self.progress(_done_message(self.stats), stage="done")
 
 
-def _decode_and_encode_audio(model: MMVModel, path: Path, clip_s: float,
-                             token: CancelToken) -> tuple[DecodedVideo, object]:
+class _Prepared(NamedTuple):
+    decoded: DecodedVideo
+    whisper_frames: np.ndarray | None   # the audio tower's Whisper encoder frames
+    speech: Future | None               # the transcript, when the speech thread has it
+
+
+def _decode_and_encode_audio(model: MMVModel, path: Path, clip_s: float, token: CancelToken,
+                             speech: ThreadPoolExecutor | None = None, transcriber=None) -> _Prepared:
     """Runs in the prefetch thread: decoding and the Whisper encoder (CTranslate2, GIL released)
-    overlap the CNN of the previous video on the main thread. Both stop mid-file on cancel, so
-    the job ends promptly even while an hour-long file is being read."""
+    overlap the CNN of the previous video on the main thread; with ``speech``, the file's audio is
+    handed to the speech thread as soon as it is decoded. All stop mid-file on cancel, so the job
+    ends promptly even while an hour-long file is being read."""
     cfg = model.config
-    decoded = decode_video(path, clip_s, cfg.frames_per_clip, cfg.image_size, cfg.sample_rate, token)
+    started: list[Future] = []
+
+    def transcribe_early(audio: np.ndarray | None) -> None:
+        if speech is not None and audio is not None:
+            started.append(speech.submit(_transcribe, model, transcriber, audio, token))
+
+    decoded = decode_video(path, clip_s, cfg.frames_per_clip, cfg.image_size, cfg.sample_rate, token,
+                           on_audio=transcribe_early)
     frames = None if decoded.audio is None else model.audio.whisper.frame_features(decoded.audio, token)
-    return decoded, frames
+    return _Prepared(decoded, frames, started[0] if started else None)
 
 
-def _embed(model: MMVModel, video_id: int, prepared: tuple, transcriber, token: CancelToken) -> VideoResult:
+def _embed(model: MMVModel, video_id: int, prepared: _Prepared, transcriber, token: CancelToken) -> VideoResult:
     result = _embed_media(model, video_id, prepared, token)
     if transcriber is not None:
-        audio = prepared[0].audio
+        audio = prepared.decoded.audio
         result.segments = [] if audio is None else _transcribe(model, transcriber, audio, token)
     return result
 
@@ -286,9 +301,9 @@ def _transcribe(model: MMVModel, transcriber, audio, token: CancelToken) -> list
     return transcriber.transcribe(audio, model.config.sample_rate, token=token)
 
 
-def _embed_media(model: MMVModel, video_id: int, prepared: tuple, token: CancelToken) -> VideoResult:
+def _embed_media(model: MMVModel, video_id: int, prepared: _Prepared, token: CancelToken) -> VideoResult:
     """Features and head vectors of one decoded video (no transcript: ``segments`` is None)."""
-    decoded, whisper_frames = prepared
+    decoded, whisper_frames = prepared.decoded, prepared.whisper_frames
     feats = _clip_features(model, decoded, whisper_frames, token)
     vfeat, afeat = feats.video, feats.audio
     # A deep model's heads take its own tail's features; the frozen ones are stored for all models.
@@ -325,8 +340,6 @@ def _segment_writer(embed: Callable):
 
 def _follow(indexes: dict, written, result: VideoResult | None) -> None:
     """Apply a committed video to the open indexes: its old clips marked deleted, new ones added."""
-    import numpy as np
-
     ids = np.asarray(written.clip_ids, np.int64)
     for key, index in indexes.items():
         vecs = None if result is None else result.embeddings.get(key)
