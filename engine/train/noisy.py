@@ -95,6 +95,18 @@ def _video_sample(video_ids: list[int], durations: dict[int, float], max_seconds
     return chosen
 
 
+def _pooled_copies(whisper, wave: np.ndarray, windows: list[tuple[float, float]], copies: int,
+                   rng: np.random.Generator, token: CancelToken) -> list[np.ndarray]:
+    """``copies`` noisy versions of one video's sound, each pooled over ``windows`` as indexing
+    pools a clip (Whisper frames of the whole file, then the frames inside each window)."""
+    out = []
+    for _ in range(copies):
+        colour = NOISE_COLOURS[int(rng.integers(len(NOISE_COLOURS)))]
+        noisy = with_noise_floor(wave, float(rng.uniform(*SNR_RANGE_DB)), colour, rng)
+        out.append(whisper.pool(whisper.frame_features(noisy, token), windows))
+    return out
+
+
 def noisy_copies(conn, whisper_of: Callable[[], object], data: TrainingData, *, copies: int, max_seconds: float,
                  probability: float, seed: int, token: CancelToken) -> Iterator[Progress]:
     """Generator of Progress (stage "prepare") that returns the :class:`NoisyAudio` of ``data``'s rows
@@ -105,8 +117,9 @@ def noisy_copies(conn, whisper_of: Callable[[], object], data: TrainingData, *, 
 
     keys = data.keys.numpy()
     with_sound = sorted({int(v) for v in keys[data.has_audio.numpy(), 0]})
-    info = {int(r[0]): (r[1], float(r[2] or 0.0)) for r in conn.execute(
-        f"SELECT id, path, duration FROM videos WHERE id IN ({','.join('?' * len(with_sound))})", with_sound)}
+    wanted = set(with_sound)  # (no IN list: a big library has more videos than SQL variables)
+    info = {int(r[0]): (r[1], float(r[2] or 0.0)) for r in conn.execute("SELECT id, path, duration FROM videos")
+            if int(r[0]) in wanted}
     sample = _video_sample([v for v in with_sound if v in info], {v: d for v, (_p, d) in info.items()}, max_seconds)
     variants = torch.zeros((len(data), copies, data.audio.shape[1]), dtype=torch.float16)
     ready = torch.zeros(len(data), dtype=torch.bool)
@@ -116,23 +129,21 @@ def noisy_copies(conn, whisper_of: Callable[[], object], data: TrainingData, *, 
         yield Progress(stage="prepare", done=done, total=len(sample), unit="videos",
                        message=f"noisy copies of the training sounds ({done}/{len(sample)} videos)")
         rows = np.flatnonzero((keys[:, 0] == video_id) & data.has_audio.numpy())
-        windows = [tuple(w) for w in conn.execute(
-            "SELECT start, end FROM clips WHERE video_id=? ORDER BY idx", (video_id,)).fetchall()]
+        windows = {int(r[0]): (float(r[1]), float(r[2])) for r in conn.execute(
+            "SELECT idx, start, end FROM clips WHERE video_id=?", (video_id,))}
         idx = keys[rows, 1]
         try:
             wave = load_audio(Path(info[video_id][0]), token=token)
         except (MediaError, OSError):  # a file gone or broken since indexing: it just gets no copies
             continue
-        if wave is None or wave.size == 0 or idx.max(initial=-1) >= len(windows):
+        if wave is None or wave.size == 0 or not all(int(i) in windows for i in idx):
             continue
         whisper = whisper or whisper_of()
-        rng = np.random.default_rng([seed, 7561, video_id])
-        for c in range(copies):
-            colour = NOISE_COLOURS[int(rng.integers(len(NOISE_COLOURS)))]
-            noisy = with_noise_floor(wave, float(rng.uniform(*SNR_RANGE_DB)), colour, rng)
-            pooled = whisper.pool(whisper.frame_features(noisy, token), [windows[i] for i in idx])
+        pooled = _pooled_copies(whisper, wave, [windows[int(i)] for i in idx], copies,
+                                np.random.default_rng([seed, 7561, video_id]), token)
+        for c, copy in enumerate(pooled):
             feature = data.audio[rows].float().clone()   # keep the stored parts the heads do not read
-            feature[:, : pooled.shape[1]] = torch.from_numpy(pooled)
+            feature[:, : copy.shape[1]] = torch.from_numpy(copy)
             variants[rows, c] = feature.half()
         ready[rows] = True
         n_done += 1
