@@ -187,3 +187,22 @@ def test_bad_noise_settings_are_refused():
         TrainConfig(noise_copies=-1)
     with pytest.raises(TrainingError):
         TrainConfig(noise_probability=1.5)
+
+
+def test_the_cli_passes_the_number_of_noisy_copies():
+    import argparse
+
+    from engine.train.cli import add_commands, run_command
+
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command"))
+    asked: list[dict] = []
+
+    class Lib:
+        def train(self, token, **options):
+            asked.append(options)
+            return iter(())
+
+    for argv, expected in ((["train", "--minutes", "3"], 2), (["train", "--noise-copies", "0"], 0)):
+        assert run_command(parser.parse_args(argv), Lib) == 0
+        assert asked[-1]["noise_copies"] == expected

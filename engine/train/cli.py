@@ -43,6 +43,9 @@ def add_commands(sub) -> None:
                     help="fraction of the videos held out for validation, never trained on (0: none)")
     tr.add_argument("--patience", type=int, default=5,
                     help="stop after this many epochs without a better held-out loss (0: never)")
+    tr.add_argument("--noise-copies", type=int, default=2,
+                    help="noisy copies of each training clip's sound, so that microphone recordings "
+                         "find their pictures (0: none; reads the sound of up to 5 min of videos again)")
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run")
 
     mo = sub.add_parser("models", help="list the library's models, or switch with 'models use ID'")
@@ -83,6 +86,7 @@ def _train(args, lib) -> int:
             objective=args.objective,
             holdout=args.holdout,
             patience=args.patience,
+            noise_copies=args.noise_copies,
             resume=args.resume,
         ):
             out.show(progress, format_progress(progress))

@@ -127,7 +127,7 @@ def noisy_copies(conn, whisper_of: Callable[[], object], data: TrainingData, *, 
     for done, video_id in enumerate(sample):
         token.raise_if_cancelled()
         yield Progress(stage="prepare", done=done, total=len(sample), unit="videos",
-                       message=f"noisy copies of the training sounds ({done}/{len(sample)} videos)")
+                       message="making noisy copies of the training videos' sound")
         rows = np.flatnonzero((keys[:, 0] == video_id) & data.has_audio.numpy())
         windows = {int(r[0]): (float(r[1]), float(r[2])) for r in conn.execute(
             "SELECT idx, start, end FROM clips WHERE video_id=?", (video_id,))}
