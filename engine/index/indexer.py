@@ -95,20 +95,20 @@ def load_transcriber(model: MMVModel):
 
 def _index_files(lib: LibraryContext, model: MMVModel, todo: list[tuple[int, Path]], token: CancelToken,
                  transcriber, summary: dict) -> Iterator[Progress]:
-    """Three stages overlap: decoding (and the Whisper encoder) of the next file in a prefetch
-    thread, the CNN of this file here, and transcription in a speech thread (CTranslate2 releases
-    the GIL), which starts on a file's audio as soon as it is decoded, before its frames. Each
-    stage holds at most a video or two; videos are written in order, each once its transcript is
-    in. On a 2-core machine the stages then keep both cores busy, even within one long file."""
+    """Four stages overlap: decoding of the next file in a prefetch thread, the CNN of this file
+    here, and the audio tower's Whisper encoder and the transcription in threads of their own
+    (CTranslate2 releases the GIL), which start on a file's audio as soon as it is decoded, before
+    its frames. Each stage holds at most a video or two; videos are written in order, each once
+    its transcript is in. On a 2-core machine both cores then stay busy, even within one long file."""
     clip_s = lib.settings.clip_seconds
     writer = IndexWriter(lib, model.model_id, clip_s, len(todo), summary, model.text_features)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmv-decode")
-    speech = None if transcriber is None else ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmv-speech")
+    stages = _AudioStages(model, transcriber, token)
 
     def submit(i: int) -> Future | None:
         if i >= len(todo):
             return None
-        return pool.submit(_decode_and_encode_audio, model, todo[i][1], clip_s, token, speech, transcriber)
+        return pool.submit(_decode_and_encode_audio, model, todo[i][1], clip_s, token, stages)
 
     inflight: _InFlight | None = None  # the previous video, waiting for its transcript
     try:
@@ -131,8 +131,7 @@ def _index_files(lib: LibraryContext, model: MMVModel, todo: list[tuple[int, Pat
         yield writer.cancelled()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        if speech is not None:
-            speech.shutdown(wait=True, cancel_futures=True)
+        stages.shutdown()
         writer.close()
 
 
@@ -266,27 +265,51 @@ class IndexWriter:
 
 class _Prepared(NamedTuple):
     decoded: DecodedVideo
-    whisper_frames: np.ndarray | None   # the audio tower's Whisper encoder frames
-    speech: Future | None               # the transcript, when the speech thread has it
+    whisper_frames: np.ndarray | Future | None   # the audio tower's Whisper encoder frames
+    speech: Future | None                        # the transcript, when the speech thread has it
+
+
+class _AudioStages:
+    """The threads that work on a file's audio while its frames decode: the audio tower's Whisper
+    encoder and, when transcribing, the speech passes. Each runs its files in order."""
+
+    def __init__(self, model: MMVModel, transcriber, token: CancelToken) -> None:
+        self.model, self.transcriber, self.token = model, transcriber, token
+        self.encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmv-audio")
+        self.speech = None if transcriber is None else ThreadPoolExecutor(max_workers=1,
+                                                                          thread_name_prefix="mmv-speech")
+
+    def start(self, audio: np.ndarray) -> tuple[Future, Future | None]:
+        frames = self.encoder.submit(self.model.audio.whisper.frame_features, audio, self.token)
+        if self.speech is None:
+            return frames, None
+        return frames, self.speech.submit(_transcribe, self.model, self.transcriber, audio, self.token)
+
+    def shutdown(self) -> None:
+        for pool in (self.encoder, self.speech):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _decode_and_encode_audio(model: MMVModel, path: Path, clip_s: float, token: CancelToken,
-                             speech: ThreadPoolExecutor | None = None, transcriber=None) -> _Prepared:
-    """Runs in the prefetch thread: decoding and the Whisper encoder (CTranslate2, GIL released)
-    overlap the CNN of the previous video on the main thread; with ``speech``, the file's audio is
-    handed to the speech thread as soon as it is decoded. All stop mid-file on cancel, so the job
-    ends promptly even while an hour-long file is being read."""
+                             stages: _AudioStages | None = None) -> _Prepared:
+    """Runs in the prefetch thread, overlapping the CNN of the previous video on the main thread.
+    With ``stages``, the file's audio goes to the audio threads as soon as it is decoded; without,
+    the Whisper encoder runs here. All stop mid-file on cancel, so the job ends promptly even
+    while an hour-long file is being read."""
     cfg = model.config
-    started: list[Future] = []
+    started: list[tuple[Future, Future | None]] = []
 
-    def transcribe_early(audio: np.ndarray | None) -> None:
-        if speech is not None and audio is not None:
-            started.append(speech.submit(_transcribe, model, transcriber, audio, token))
+    def audio_decoded(audio: np.ndarray | None) -> None:
+        if stages is not None and audio is not None:
+            started.append(stages.start(audio))
 
     decoded = decode_video(path, clip_s, cfg.frames_per_clip, cfg.image_size, cfg.sample_rate, token,
-                           on_audio=transcribe_early)
+                           on_audio=audio_decoded)
+    if started:
+        return _Prepared(decoded, *started[0])
     frames = None if decoded.audio is None else model.audio.whisper.frame_features(decoded.audio, token)
-    return _Prepared(decoded, frames, started[0] if started else None)
+    return _Prepared(decoded, frames, None)
 
 
 def _embed(model: MMVModel, video_id: int, prepared: _Prepared, transcriber, token: CancelToken) -> VideoResult:
@@ -304,6 +327,8 @@ def _transcribe(model: MMVModel, transcriber, audio, token: CancelToken) -> list
 def _embed_media(model: MMVModel, video_id: int, prepared: _Prepared, token: CancelToken) -> VideoResult:
     """Features and head vectors of one decoded video (no transcript: ``segments`` is None)."""
     decoded, whisper_frames = prepared.decoded, prepared.whisper_frames
+    if isinstance(whisper_frames, Future):
+        whisper_frames = whisper_frames.result()
     feats = _clip_features(model, decoded, whisper_frames, token)
     vfeat, afeat = feats.video, feats.audio
     # A deep model's heads take its own tail's features; the frozen ones are stored for all models.
