@@ -56,3 +56,22 @@ def test_every_query_kind_has_a_fusion_rule():
     assert COMBINE["image"] == COMBINE["like"] == "mean"   # two views of one picture / clip
     mean = fuse([ClipHit(**vars(h)) for h in hits], "like")
     assert np.isclose(next(h.score for h in mean if h.clip_id == 1), (0.5 + 0.3) / 2)
+
+
+def test_clip_rows_of_hits_are_read_by_id_not_by_scanning_the_library(tmp_path):
+    """The rows of a query's candidate clips come from primary-key lookups: a plan that walks
+    every indexed video's clips cost a scan of the library per query (12 ms at 50k clips)."""
+    from engine.index import db as dbmod
+    from engine.search.sources import clip_rows_sql
+
+    db = dbmod.connect(tmp_path / "library.db")
+    with dbmod.transaction(db) as conn:
+        conn.executemany("INSERT INTO videos(id, path, size, mtime, phash, status) VALUES (?, ?, 1, 1, 'h', ?)",
+                         [(v, f"/v{v}", "done" if v % 3 else "error") for v in range(1, 200)])
+        conn.executemany("INSERT INTO clips(video_id, idx, start, end) VALUES (?, ?, ?, ?)",
+                         [(v, i, 4.0 * i, 4.0 * i + 4) for v in range(1, 200) for i in range(20)])
+        conn.execute("ANALYZE")
+    plan = [r[3] for r in db.conn.execute("EXPLAIN QUERY PLAN " + clip_rows_sql(3), (5, 70, 3000))]
+    assert plan[0].startswith("SEARCH c USING INTEGER PRIMARY KEY"), plan
+    rows = db.conn.execute(clip_rows_sql(3), (5, 70, 3000)).fetchall()
+    assert sorted(r[0] for r in rows) == [5, 70]  # clip 5: video 1 (done); 70: video 4; 3000: video 150 (error)

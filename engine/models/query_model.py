@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.blas import one_blas_thread
 from engine.models.config import ModelConfig
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ class QueryModel:
         return self.query_heads.class_text
 
     def text_features(self, texts: list[str]) -> np.ndarray:
-        with _one_blas_thread():
+        with one_blas_thread():
             return self._text_tower().features(texts)
 
     def project_text(self, tfeat: np.ndarray) -> np.ndarray:
@@ -166,24 +167,6 @@ class QueryModel:
 
     def encode_image(self, image_rgb: np.ndarray) -> dict[str, np.ndarray]:
         return self._full().encode_image(image_rgb)
-
-
-class _one_blas_thread:
-    """A query's matrices are tiny: BLAS threads cost more in wake-ups than they save, and on a busy
-    machine they made a 20 ms text encoding take ten times longer."""
-
-    def __enter__(self):
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            self._limit = None
-            return self
-        self._limit = threadpool_limits(1, user_api="blas")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._limit is not None:
-            self._limit.restore_original_limits()
 
 
 def export_from_model(model: MMVModel, models_dir: Path, checkpoint: str | None) -> QueryHeads:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,23 +62,40 @@ def merge_hits(hits: list[ClipHit], paths: dict[int, str], gap: float = 0.05, to
     by_video: dict[int, list[ClipHit]] = {}
     for h in hits:
         by_video.setdefault(h.video_id, []).append(h)
-    moments: list[Moment] = []
-    for video_id, vh in by_video.items():
+    # Moments are ranked by score, ties in the order their videos first appear in ``hits``. A
+    # moment scores its best clip, so no moment of a video beats that video's best hit: visiting
+    # videos from the best hit down, the merge stops once a video's best is below the last of
+    # ``top_k`` moments already kept (most of a query's videos are never merged).
+    position = {video_id: i for i, video_id in enumerate(by_video)}
+    best = {video_id: max(h.score for h in vh) for video_id, vh in by_video.items()}
+    ranked: list[tuple[float, int, int, Moment]] = []
+    kept: list[Moment] = []
+    for video_id in sorted(by_video, key=lambda v: -best[v]):
+        if len(kept) >= top_k and best[video_id] < kept[-1].score:
+            break
         if video_id not in paths:  # removed or gone missing since the hit was found
             continue
-        floor = max(h.score for h in vh) - extend_within * spread
+        vh = by_video[video_id]
+        floor = best[video_id] - extend_within * spread
         strong = _runs([h for h in vh if h.score >= floor], gap)
         weak = [h for h in vh if h.score < floor and not any(_touches(h, run, gap) for run in strong)]
-        moments += [_to_moment(run, paths[video_id]) for run in strong + _runs(weak, gap)]
-    moments.sort(key=lambda m: -m.score)
+        for j, run in enumerate(strong + _runs(weak, gap)):
+            m = _to_moment(run, paths[video_id])
+            bisect.insort(ranked, (-m.score, position[video_id], j, m), key=lambda r: r[:3])
+        kept = _cap(ranked, top_k, max_per_video)
+    return kept
+
+
+def _cap(ranked: list[tuple[float, int, int, Moment]], top_k: int, max_per_video: int) -> list[Moment]:
+    """The first ``top_k`` moments in rank order, at most ``max_per_video`` of each video."""
     kept: list[Moment] = []
     per_video: dict[int, int] = {}
-    for m in moments:
+    for *_, m in ranked:
         if per_video.get(m.video_id, 0) < max_per_video:
             kept.append(m)
             per_video[m.video_id] = per_video.get(m.video_id, 0) + 1
-        if len(kept) >= top_k:
-            break
+            if len(kept) >= top_k:
+                break
     return kept
 
 

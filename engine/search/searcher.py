@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.blas import one_blas_thread
 from engine.hits import ClipHit
 from engine.search.channels import CHANNELS
 from engine.search.fusion import fuse
@@ -64,7 +65,8 @@ class Searcher:
         return hits
 
     def _search(self, query: Query, result_kind: str, t0: float, top_k: int) -> SearchResult:
-        fused = fuse(self.hits(query), query.kind)
+        with one_blas_thread():  # candidate-sized products: threads cost more than they save
+            fused = fuse(self.hits(query), query.kind)
         paths = self.sources.paths({h.video_id for h in fused})
         moments = [m for m in merge_hits(fused, paths, top_k=top_k * 2) if os.path.exists(m.path)][:top_k]
         return SearchResult(moments, result_kind, query.text if query.kind == "audio" else None,

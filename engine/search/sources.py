@@ -24,6 +24,15 @@ CANDIDATES = 300   # nearest neighbours each channel asks for
 T = TypeVar("T")
 
 
+def clip_rows_sql(n: int) -> str:
+    """(id, video id, start, end) of ``n`` clip ids whose video is indexed.
+
+    CROSS JOIN fixes the order: clips by id, then their video. Left to itself SQLite walked every
+    done video's clips (through the index on status): a scan of the whole library per query."""
+    return ("SELECT c.id, c.video_id, c.start, c.end FROM clips c CROSS JOIN videos v ON v.id = c.video_id "
+            f"WHERE v.status = 'done' AND c.id IN ({','.join('?' * n)})")
+
+
 class Sources:
     def __init__(self, db_path: Path, ann_dir: Path, model: MMVModel):
         self.model = model
@@ -62,9 +71,7 @@ class Sources:
         rows = {}
         for start in range(0, len(ids), 900):
             part = [int(i) for i in ids[start:start + 900]]
-            q = ("SELECT c.id, c.video_id, c.start, c.end FROM clips c JOIN videos v ON v.id = c.video_id "
-                 f"WHERE v.status = 'done' AND c.id IN ({','.join('?' * len(part))})")
-            rows.update({r[0]: r for r in self.conn.execute(q, part)})
+            rows.update({r[0]: r for r in self.conn.execute(clip_rows_sql(len(part)), part)})
         return [ClipHit(int(i), rows[i][1], rows[i][2], rows[i][3], float(s), reason)
                 for i, s in zip(ids.tolist(), scores.tolist()) if i in rows]
 
