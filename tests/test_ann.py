@@ -189,3 +189,108 @@ def test_an_index_whose_vectors_did_not_change_saves_only_its_manifest(tmp_path)
     assert json.loads(path.read_text())["data"] != data_before
     assert not path.with_name(data_before).exists()
     assert_index_matches_db(db.conn, ann_dir, "m", "va", "video", 16)
+
+
+def _manifest(ann_dir) -> dict:
+    return json.loads(index_path(ann_dir, "m", "va", "video").read_text())
+
+
+def test_a_small_change_saves_a_delta_beside_the_base_and_open_replays_it(tmp_path, monkeypatch):
+    """A million-clip index must not be rewritten for one video: the base stays, a delta names
+    the added vectors and the deleted ids, and opening replays it (deleted slots reused)."""
+    db = dbmod.connect(tmp_path / "library.db")
+    rng = np.random.default_rng(9)
+    for vid in range(1, 21):
+        _video(db, vid, 20 if vid > 1 else 8, rng)                        # 388 clips: deltas up to 19
+    ann_dir = tmp_path / "ann"
+    open_index(db.conn, ann_dir, "m", "va", "video", 16)
+    base = _manifest(ann_dir)["data"]
+    base_bytes = (ann_dir / "m" / base).read_bytes()
+    new = _video(db, 21, 5, rng)
+    with transaction(db) as conn:
+        conn.execute("DELETE FROM videos WHERE id = 1")
+
+    def no_rebuild(*a, **k):
+        raise AssertionError("rebuilt instead of repaired")
+
+    monkeypatch.setattr(ann, "rebuild_index", no_rebuild)
+    index = open_index(db.conn, ann_dir, "m", "va", "video", 16)
+    manifest = _manifest(ann_dir)
+    assert manifest["data"] == base and (ann_dir / "m" / base).read_bytes() == base_bytes
+    assert manifest["delta"].endswith(".delta") and index.delta_size == 13
+    assert_index_matches_db(db.conn, ann_dir, "m", "va", "video", 16)    # base + delta, as loaded
+    again = AnnIndex.load(index_path(ann_dir, "m", "va", "video"), 16)
+    ids21 = [r[0] for r in db.conn.execute("SELECT id FROM clips WHERE video_id=21 ORDER BY idx")]
+    assert again.query(new[2], 1)[0][0] == ids21[2]
+    assert again._index.get_current_count() == 388 and again.deleted_count == 3   # 5 of 8 slots reused
+    assert sorted(p.name for p in (ann_dir / "m").iterdir()) == sorted(["va_video.json", base, manifest["delta"]])
+
+
+def test_a_delta_past_its_share_is_folded_into_a_new_base(tmp_path):
+    db = dbmod.connect(tmp_path / "library.db")
+    rng = np.random.default_rng(10)
+    for vid in range(1, 21):
+        _video(db, vid, 20, rng)
+    ann_dir = tmp_path / "ann"
+    path = index_path(ann_dir, "m", "va", "video")
+    index = open_index(db.conn, ann_dir, "m", "va", "video", 16)
+    base = _manifest(ann_dir)["data"]
+    _video(db, 21, 12, rng)
+    index = ann.save_index(db.conn, index, path, "m", "va", "video")
+    first_delta = _manifest(ann_dir)["delta"]
+    _video(db, 22, 12, rng)                                                # 24 > 5% of 400: a new base
+    index = ann.save_index(db.conn, index, path, "m", "va", "video")
+    manifest = _manifest(ann_dir)
+    assert manifest["data"] != base and "delta" not in manifest and index.delta_size == 0
+    assert sorted(p.name for p in (ann_dir / "m").iterdir()) == sorted(["va_video.json", manifest["data"]])
+    assert not (ann_dir / "m" / first_delta).exists()
+    assert_index_matches_db(db.conn, ann_dir, "m", "va", "video", 16)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "delete"])
+def test_a_damaged_delta_is_rebuilt_from_sqlite(tmp_path, damage, caplog):
+    db = dbmod.connect(tmp_path / "library.db")
+    rng = np.random.default_rng(11)
+    for vid in range(1, 21):
+        _video(db, vid, 20, rng)
+    ann_dir = tmp_path / "ann"
+    open_index(db.conn, ann_dir, "m", "va", "video", 16)
+    _video(db, 21, 5, rng)
+    open_index(db.conn, ann_dir, "m", "va", "video", 16)
+    delta = ann_dir / "m" / _manifest(ann_dir)["delta"]
+    if damage == "truncate":
+        delta.write_bytes(delta.read_bytes()[:-7])
+    elif damage == "garbage":
+        delta.write_bytes(os.urandom(delta.stat().st_size))
+    else:
+        delta.unlink()
+    with caplog.at_level("WARNING"):
+        open_index(db.conn, ann_dir, "m", "va", "video", 16)
+    assert "rebuilding index" in caplog.text
+    assert_index_matches_db(db.conn, ann_dir, "m", "va", "video", 16)
+
+
+def test_a_failed_delta_save_keeps_the_previous_index(tmp_path, monkeypatch):
+    """Killed (or out of space) after the delta was written, before the manifest: the old manifest
+    and its files stay and are exact for the old generation; the new delta file is gone."""
+    db = dbmod.connect(tmp_path / "library.db")
+    rng = np.random.default_rng(12)
+    for vid in range(1, 21):
+        _video(db, vid, 20, rng)
+    ann_dir = tmp_path / "ann"
+    path = index_path(ann_dir, "m", "va", "video")
+    index = open_index(db.conn, ann_dir, "m", "va", "video", 16)
+    before = path.read_bytes()
+    _video(db, 21, 5, rng)
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ann, "_write_atomic", full)
+    with pytest.raises(dbmod.DiskFullError):
+        ann.save_index(db.conn, index, path, "m", "va", "video")
+    assert path.read_bytes() == before and len(list((ann_dir / "m").iterdir())) == 2
+    monkeypatch.undo()
+    index = open_index(db.conn, ann_dir, "m", "va", "video", 16)     # the next open catches up
+    assert "delta" in _manifest(ann_dir)
+    assert_index_matches_db(db.conn, ann_dir, "m", "va", "video", 16)

@@ -15,6 +15,14 @@ Saves write a data file with a name unique to the process, fsync it, then atomic
 manifest and fsync the folder, so two processes saving at once never collide and a crash leaves
 either the old or the new index. When deleted slots exceed a quarter of the index it is compacted
 (rebuilt from SQLite) on save.
+
+A library of a million clips has HNSW files of gigabytes: rewriting them because one video was
+added is not acceptable. So a save after a small change writes only a *delta* file (the vectors
+added and the ids deleted since the saved base, in one file with a process-unique name, fsynced)
+and a manifest naming both; open loads the base and replays the delta (deleted ids marked, added
+vectors inserted into free slots). Once the delta passes DELTA_SHARE of the base, the next save
+folds it in by writing a new base. The delta is written whole each time, never appended, so the
+crash guarantees are the data file's: the manifest names either the old pair or the new one.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import re
 import threading
 import time
 import uuid
+import zipfile
 from pathlib import Path
 
 import hnswlib
@@ -41,6 +50,7 @@ SPACE_MODALITIES = (("va", "video"), ("va", "audio"), ("vat", "video"), ("vat", 
 MANIFEST_FORMAT = 1
 COMPACT_SHARE = 0.25
 COMPACT_MIN = 64
+DELTA_SHARE = 0.05  # a delta above this share of the base's elements is folded into a new base
 UNKNOWN = -1
 _SAVE_LOCK = threading.Lock()  # one save at a time per process, so its leftovers are always superseded
 
@@ -65,6 +75,7 @@ class AnnIndex:
         self._deleted: set[int] = set()  # labels marked deleted (``_evicted`` of them since reused)
         self._evicted = 0
         self._data_name: str | None = None  # the saved data file this index equals (None: not saved)
+        self._start_delta(None, [])
         self.gen = UNKNOWN
         self.epoch = UNKNOWN
 
@@ -79,6 +90,17 @@ class AnnIndex:
     def deleted_count(self) -> int:
         """Slots holding a deleted vector (free for reuse)."""
         return len(self._deleted) - self._evicted
+
+    def _start_delta(self, base: str | None, base_deleted) -> None:
+        """A new base: ``base`` is its data file, ``base_deleted`` the labels deleted in it."""
+        self._base_name, self._base_deleted = base, sorted(int(i) for i in base_deleted)
+        self._base_count = self._index.get_current_count()
+        self._delta_added: set[int] = set()     # labels added since the base (live ones)
+        self._delta_deleted: set[int] = set()   # labels of the base deleted since
+
+    @property
+    def delta_size(self) -> int:
+        return len(self._delta_added) + len(self._delta_deleted)
 
     def _prune_deleted(self) -> set[int]:
         """Forget deleted labels whose slot a later addition reused (hnswlib does not say which)."""
@@ -113,6 +135,11 @@ class AnnIndex:
             self._index.add_items(vecs, ids, replace_deleted=True)
             self._evicted += min(len(ids), free)
             self._data_name = None
+            for label in ids.tolist():
+                if label in self._delta_deleted:   # a base label revived (ids are never reused)
+                    self._delta_deleted.discard(label)
+                else:
+                    self._delta_added.add(label)
 
     def remove(self, ids) -> int:
         """Mark clip ids deleted (their slots are reused by later additions); returns how many."""
@@ -128,6 +155,10 @@ class AnnIndex:
                     self._index.mark_deleted(label)
                     self._deleted.add(label)
                     self._data_name = None
+                    if label in self._delta_added:
+                        self._delta_added.discard(label)
+                    else:
+                        self._delta_deleted.add(label)
                     n += 1
         return n
 
@@ -164,54 +195,99 @@ class AnnIndex:
 
     # ---- files ---------------------------------------------------------------------------
     def save(self, path: Path, gen: int | None = None, epoch: int | None = None) -> None:
-        """Write the data file under a process-unique name, fsync, then commit by replacing the
-        manifest ``path``. ``gen``/``epoch`` default to the index's own."""
+        """Commit the index by replacing the manifest ``path``: after a small change only a delta
+        file is written beside the saved base, else a whole new data file; either is written under
+        a process-unique name and fsynced first. ``gen``/``epoch`` default to the index's own."""
         path.parent.mkdir(parents=True, exist_ok=True)
         stem = path.name[: -len(".json")] if path.name.endswith(".json") else path.stem
-        if self._data_name is not None and path.with_name(self._data_name).exists():
-            # Same vectors as the data file already saved (only the generation moved, e.g. videos
-            # went into other indexes): a new manifest suffices, not gigabytes of HNSW again.
-            self._commit_manifest(path, path.with_name(self._data_name), gen, epoch)
+        gen, epoch = self.gen if gen is None else gen, self.epoch if epoch is None else epoch
+        saved = self._data_name
+        if saved is not None and all(path.with_name(n).exists() for n in saved.split("+")):
+            # Same vectors as the files already saved (only the generation moved, e.g. videos went
+            # into other indexes): a new manifest suffices, not gigabytes of HNSW again.
+            data, _, delta = saved.partition("+")
+            with _SAVE_LOCK:
+                self._commit(path, self._manifest(path, data, delta or None, gen, epoch), stem)
             return
-        data = path.with_name(f"{stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.hnsw")
-        manifest = {"format": MANIFEST_FORMAT, "data": data.name, "dim": self.dim,
-                    "gen": self.gen if gen is None else gen, "epoch": self.epoch if epoch is None else epoch,
-                    "deleted": sorted(self._prune_deleted())}
+        unique = f"{stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}"
         with _SAVE_LOCK:
-            self._save(path, stem, data, manifest)
+            if self._delta_fits(path):
+                self._save_delta(path, stem, path.with_name(f"{unique}.delta"), gen, epoch)
+            else:
+                self._save_base(path, stem, path.with_name(f"{unique}.hnsw"), gen, epoch)
 
-    def _save(self, path: Path, stem: str, data: Path, manifest: dict) -> None:
-        try:
+    def _delta_fits(self, path: Path) -> bool:
+        return (self._base_name is not None and path.with_name(self._base_name).exists()
+                and self.delta_size <= DELTA_SHARE * self._base_count)
+
+    def _manifest(self, path: Path, data: str, delta: str | None, gen: int, epoch: int) -> dict:
+        manifest = {"format": MANIFEST_FORMAT, "data": data, "dim": self.dim, "gen": gen, "epoch": epoch,
+                    "deleted": self._base_deleted if data == self._base_name else sorted(self._prune_deleted()),
+                    "size": path.with_name(data).stat().st_size}
+        if delta:
+            manifest.update(delta=delta, delta_size=path.with_name(delta).stat().st_size)
+        return manifest
+
+    def _save_base(self, path: Path, stem: str, data: Path, gen: int, epoch: int) -> None:
+        """The whole graph as a new base (the delta folded in)."""
+        def write() -> dict:
             with self._lock:
                 self._index.save_index(str(data))
             _fsync_file(data)
-            manifest["size"] = data.stat().st_size
+            deleted = sorted(self._prune_deleted())
+            self._start_delta(data.name, deleted)
+            return self._manifest(path, data.name, None, gen, epoch)
+
+        self._write_and_commit(path, stem, data, write)
+
+    def _save_delta(self, path: Path, stem: str, delta: Path, gen: int, epoch: int) -> None:
+        """Only what changed since the base: added labels with their vectors, deleted base labels."""
+        def write() -> dict:
+            with self._lock:
+                added = np.fromiter(sorted(self._delta_added), np.int64, len(self._delta_added))
+                vecs = (np.asarray(self._index.get_items(added), np.float32).reshape(-1, self.dim) if len(added)
+                        else np.zeros((0, self.dim), np.float32))
+            deleted = np.fromiter(sorted(self._delta_deleted), np.int64, len(self._delta_deleted))
+            fd = os.open(delta, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, added=added, vectors=vecs, deleted=deleted)
+                f.flush()
+                os.fsync(f.fileno())
+            return self._manifest(path, self._base_name, delta.name, gen, epoch)
+
+        self._write_and_commit(path, stem, delta, write)
+
+    def _write_and_commit(self, path: Path, stem: str, written: Path, write) -> None:
+        """Run ``write`` (which writes ``written`` and returns the manifest), then commit it; on any
+        failure the new file goes and the previous manifest stays."""
+        try:
+            manifest = write()
             _write_atomic(path, json.dumps(manifest).encode())
         except BaseException as exc:
-            _unlink_quietly(data)
+            _unlink_quietly(written)
             if isinstance(exc, (OSError, RuntimeError)) and _disk_full(exc, path.parent):
                 raise DiskFullError(f"the disk holding the library is full (saving index {path.name})") from exc
             raise
-        self.gen, self.epoch = manifest["gen"], manifest["epoch"]
-        self._data_name = data.name
-        _remove_leftovers(path, stem, keep=data.name)
+        self._committed(manifest, path, stem)
 
-    def _commit_manifest(self, path: Path, data: Path, gen: int | None, epoch: int | None) -> None:
-        manifest = {"format": MANIFEST_FORMAT, "data": data.name, "dim": self.dim,
-                    "gen": self.gen if gen is None else gen, "epoch": self.epoch if epoch is None else epoch,
-                    "deleted": sorted(self._prune_deleted()), "size": data.stat().st_size}
+    def _commit(self, path: Path, manifest: dict, stem: str) -> None:
         try:
-            with _SAVE_LOCK:
-                _write_atomic(path, json.dumps(manifest).encode())
+            _write_atomic(path, json.dumps(manifest).encode())
         except OSError as exc:
             if _disk_full(exc, path.parent):
                 raise DiskFullError(f"the disk holding the library is full (saving index {path.name})") from exc
             raise
+        self._committed(manifest, path, stem)
+
+    def _committed(self, manifest: dict, path: Path, stem: str) -> None:
         self.gen, self.epoch = manifest["gen"], manifest["epoch"]
+        self._data_name = manifest["data"] + ("+" + manifest["delta"] if "delta" in manifest else "")
+        _remove_leftovers(path, stem, keep=self._data_name.split("+"))
 
     @classmethod
     def load(cls, path: Path, dim: int) -> AnnIndex:
-        """Load from a manifest; LibraryError says why when the files are missing or damaged."""
+        """Load from a manifest (the base, then its delta replayed); LibraryError says why when the
+        files are missing or damaged."""
         try:
             manifest = json.loads(path.read_text())
             data = path.with_name(manifest["data"])
@@ -219,7 +295,9 @@ class AnnIndex:
                 raise LibraryError(f"index {path.name} has another format or width")
             if data.stat().st_size != manifest["size"]:
                 raise LibraryError(f"index data {data.name} is truncated or was changed")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            delta = _read_delta(path.with_name(manifest["delta"]), manifest["delta_size"], dim) \
+                if "delta" in manifest else None
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             raise LibraryError(f"cannot read index {path}: {exc}") from exc
         self = cls.__new__(cls)
         self.dim, self._lock = dim, threading.Lock()
@@ -231,7 +309,12 @@ class AnnIndex:
         self._index.set_ef(128)
         self._deleted = {int(i) for i in manifest.get("deleted", [])}
         self._evicted = 0
-        self._data_name = data.name
+        self._start_delta(data.name, self._deleted)
+        if delta is not None:
+            added, vecs, deleted = delta
+            self.remove(deleted)
+            self.add(added, vecs)
+        self._data_name = data.name + ("+" + manifest["delta"] if delta is not None else "")
         self.gen, self.epoch = int(manifest["gen"]), int(manifest["epoch"])
         return self
 
@@ -240,6 +323,17 @@ class AnnIndex:
         index = cls(dim, capacity=max(1024, int(len(ids) * 1.3)))
         index.add(ids, vecs)
         return index
+
+
+def _read_delta(path: Path, size: int, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(added labels, their vectors, deleted labels) of a delta file, checked against the manifest."""
+    if path.stat().st_size != size:
+        raise LibraryError(f"index delta {path.name} is truncated or was changed")
+    with np.load(path, allow_pickle=False) as z:
+        added, vecs, deleted = z["added"].astype(np.int64), z["vectors"].astype(np.float32), z["deleted"]
+    if vecs.shape != (len(added), dim):
+        raise LibraryError(f"index delta {path.name} does not fit the index")
+    return added, vecs, deleted.astype(np.int64)
 
 
 # ---- SQLite side ----------------------------------------------------------------------------
@@ -435,17 +529,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-_OWNED = re.compile(r"\.(\d+)-[0-9a-f]{8}\.(hnsw|tmp)$")
+_OWNED = re.compile(r"\.(\d+)-[0-9a-f]{8}\.(hnsw|delta|tmp)$")
 
 
-def _remove_leftovers(path: Path, stem: str, keep: str) -> None:
+def _remove_leftovers(path: Path, stem: str, keep: list[str]) -> None:
     """Delete files this index no longer uses: older saves, pre-manifest files, and temporary files
     of dead processes. Another live process's recent file may be about to be committed, so it
     stays, and so does whatever the manifest names now (another process may have committed since)."""
     try:
-        keep = {keep, path.name, json.loads(path.read_text()).get("data", "")}
+        current = json.loads(path.read_text())
+        keep = {*keep, path.name, current.get("data", ""), current.get("delta", "")}
     except (OSError, ValueError, AttributeError):
-        keep = {keep, path.name}
+        keep = {*keep, path.name}
     for f in path.parent.glob(f"{stem}.*"):
         if f.name in keep:
             continue
