@@ -136,9 +136,11 @@ def fill(lib: Library, args, synth: Synth) -> dict:
     return {"videos": n_videos, "write_s": time.perf_counter() - t0, "write_cpu_s": cpu_s() - c0}
 
 
-def build_indexes(lib: Library) -> dict:
+def build_indexes(lib: Library, wanted: list[tuple[str, str]]) -> dict:
     out = {}
     for (space, modality), dim in DIMS.items():
+        if (space, modality) not in wanted:
+            continue
         t0, c0 = time.perf_counter(), cpu_s()
         index = open_index(lib.db.conn, lib.paths.ann_dir, lib.active_model_id, space, modality, dim)
         out[f"{space}_{modality}"] = {"s": time.perf_counter() - t0, "cpu_s": cpu_s() - c0, "n": index.live_count}
@@ -206,7 +208,7 @@ def cold_cli(root: Path, runs: int) -> dict:
             "median_cpu_s": statistics.median(cpus)}
 
 
-def add_one_video(lib: Library, args, synth: Synth) -> dict:
+def add_one_video(lib: Library, args, synth: Synth, wanted: list[tuple[str, str]]) -> dict:
     """A new video in a separate step (as a later `mmvsearch index` run): the indexes must follow
     incrementally (engine.index.ann repairs by generation), not rebuild."""
     path = placeholder_files(lib.paths.root / "added", 1)[0]
@@ -220,6 +222,8 @@ def add_one_video(lib: Library, args, synth: Synth) -> dict:
     t1 = time.perf_counter()
     sizes = {}
     for (space, modality), dim in DIMS.items():
+        if (space, modality) not in wanted:
+            continue
         index = open_index(lib.db.conn, lib.paths.ann_dir, lib.active_model_id, space, modality, dim)
         sizes[f"{space}_{modality}"] = index.live_count
     rebuilt = [r for r in records if "rebuilding" in r]
@@ -239,6 +243,18 @@ def _capture_warnings() -> list[str]:
     return records
 
 
+def record(lib: Library, name: str, value: dict | None = None) -> dict:
+    """Figures of an earlier phase (fill, HNSW build) kept in the library, so a --reuse run reports them."""
+    import json
+
+    path = lib.paths.root / "bench_million_record.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    if value is not None:
+        data[name] = value
+        path.write_text(json.dumps(data, indent=1))
+    return data.get(name, {})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clips", type=int, default=1_000_000)
@@ -249,7 +265,10 @@ def main() -> None:
     ap.add_argument("--cold-runs", type=int, default=3)
     ap.add_argument("--no-features", action="store_true", help="store 1-d placeholder backbone features")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--reuse", action="store_true", help="query an existing library (skip filling and building)")
+    ap.add_argument("--reuse", action="store_true", help="query an existing library (skip filling)")
+    ap.add_argument("--fill-only", action="store_true", help="fill the library's rows and stop (then --reuse)")
+    ap.add_argument("--indexes", default=",".join(f"{s}_{m}" for s, m in DIMS),
+                    help="HNSW indexes to build (a text query with the base model reads only vat_video)")
     args = ap.parse_args()
     if args.library.exists() and not args.reuse:
         shutil.rmtree(args.library)
@@ -258,9 +277,18 @@ def main() -> None:
     lib = Library(args.library, device="cpu")
     out: dict = {"clips": args.clips, "clips_per_video": args.clips_per_video, "features_stored": not args.no_features}
     if not args.reuse:
-        out["fill"] = fill(lib, args, synth)
-    out["hnsw_build"] = build_indexes(lib)  # with --reuse: the time to open them
-    if not args.reuse:
+        record(lib, "fill", {**fill(lib, args, synth), "load_before_after": [load[0], os.getloadavg()]})
+    out["fill"] = record(lib, "fill")
+    if args.fill_only:
+        return
+    wanted = [tuple(name.split("_")) for name in args.indexes.split(",")]
+    built = record(lib, "hnsw_build")
+    opened = build_indexes(lib, wanted)
+    record(lib, "hnsw_build", {**built, **{k: {**v, "load": os.getloadavg()} for k, v in opened.items()
+                                           if k not in built}})
+    out["hnsw_build"] = record(lib, "hnsw_build")  # the first open of each index built it
+    out["hnsw_open_s"] = opened
+    if out["fill"]:
         out["build_s"] = out["fill"]["write_s"] + sum(v["s"] for v in out["hnsw_build"].values())
     out["disk_bytes"] = disk_bytes(args.library)
     load.append(os.getloadavg())
@@ -270,7 +298,7 @@ def main() -> None:
     lib.close()
     out["cold_cli_first_query"] = cold_cli(args.library, args.cold_runs)
     lib = Library(args.library, device="cpu")
-    out["add_one_video"] = add_one_video(lib, args, synth)
+    out["add_one_video"] = add_one_video(lib, args, synth, wanted)
     lib.close()
     load.append(os.getloadavg())
     out["load_average_1_5_15"] = [list(map(float, x)) for x in load]
