@@ -67,11 +67,17 @@ class MiniLMNumpy:
         self.n_layers = cfg["num_hidden_layers"]
         weights = load_file(str(model_dir / "model.safetensors"))
         self.w = {k: v.astype(np.float32, copy=False) for k, v in weights.items()}
+        # Linear layers' weights stored transposed, contiguous: one plain GEMM per layer (about a
+        # third faster than a transposed view multiplied into a 3-d batch at query sizes).
+        self.wt = {k[: -len(".weight")]: np.ascontiguousarray(self.w.pop(k).T)
+                   for k in list(self.w) if k.startswith("encoder.") and k.endswith("dense.weight")
+                   or k.endswith(("self.query.weight", "self.key.weight", "self.value.weight"))}
         self.pad_id = cfg.get("pad_token_id", 0)
         self.tokenizer = load_tokenizer(model_dir, self.pad_id)
 
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
-        return x @ self.w[name + ".weight"].T + self.w[name + ".bias"]
+        flat = x.reshape(-1, x.shape[-1]) @ self.wt[name] + self.w[name + ".bias"]
+        return flat.reshape(*x.shape[:-1], flat.shape[-1])
 
     def _attention(self, x: np.ndarray, p: str, mask: np.ndarray) -> np.ndarray:
         b, n, d = x.shape
