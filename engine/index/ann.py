@@ -55,6 +55,13 @@ UNKNOWN = -1
 _SAVE_LOCK = threading.Lock()  # one save at a time per process, so its leftovers are always superseded
 
 
+def ef_for(k: int) -> int:
+    """HNSW search breadth for ``k`` neighbours. At a million clustered clips, recall@10 of a
+    300-candidate query against exact search was 0.978-0.986 at ef 316 (k + 16) and 0.996 at 600,
+    for 0.2 ms more per query (bench/bench_million.py)."""
+    return max(128, 2 * k)
+
+
 def index_path(ann_dir: Path, model_id: str, space: str, modality: str) -> Path:
     """The index's manifest: the file whose atomic replacement commits a save."""
     return ann_dir / model_id / f"{space}_{modality}.json"
@@ -178,7 +185,7 @@ class AnnIndex:
         k = min(k, n)
         q = np.asarray(vec, np.float32).reshape(1, -1)
         with self._lock:
-            self._index.set_ef(max(128, k + 16))
+            self._index.set_ef(ef_for(k))
             try:
                 labels, dists = self._index.knn_query(q, k=k)
             except RuntimeError:  # the graph could not reach k live elements
