@@ -193,3 +193,16 @@ def test_cached_segment_vectors_follow_the_library(db, embed):
     conn.execute("UPDATE videos SET status = 'missing' WHERE id = ?", (first,))  # a file that went away
     assert [h.video_id for h in transcript_hits(reader, "the budget grows", query, vectors=cache)] == [second]
     reader.close()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_top_stable_equals_a_full_stable_sort(seed):
+    import numpy as np
+
+    from engine.speech.store import top_stable
+
+    rng = np.random.default_rng(seed)
+    scores = np.round(rng.normal(size=5000), 1).astype(np.float32)  # many ties
+    for limit in (1, 10, 300, 4999, 5000, 6000):
+        assert np.array_equal(top_stable(scores, limit), np.argsort(-scores, kind="stable")[:limit])
+    assert len(top_stable(scores[:0], 5)) == 0

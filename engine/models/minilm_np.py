@@ -70,8 +70,8 @@ class MiniLMNumpy:
         # Linear layers' weights stored transposed, contiguous: one plain GEMM per layer (about a
         # third faster than a transposed view multiplied into a 3-d batch at query sizes).
         self.wt = {k[: -len(".weight")]: np.ascontiguousarray(self.w.pop(k).T)
-                   for k in list(self.w) if k.startswith("encoder.") and k.endswith("dense.weight")
-                   or k.endswith(("self.query.weight", "self.key.weight", "self.value.weight"))}
+                   for k in list(self.w) if k.startswith("encoder.")
+                   and k.endswith(("dense.weight", "self.query.weight", "self.key.weight", "self.value.weight"))}
         self.pad_id = cfg.get("pad_token_id", 0)
         self.tokenizer = load_tokenizer(model_dir, self.pad_id)
 

@@ -133,12 +133,25 @@ def transcript_hits(conn: sqlite3.Connection, query_text: str, query_vec: np.nda
     bonus = _coverage_vector(coverage, ids)
     keep = np.flatnonzero((bonus > 0) | (cosines >= MIN_COSINE))
     scores = np.minimum(1.0, cosines[keep] + EXACT_BOOST * bonus[keep])
-    ranked = np.argsort(-scores, kind="stable")[:limit]
+    ranked = top_stable(scores, limit)
     order, final = keep[ranked], scores[ranked]
     if background is not None and len(ids):
         mean = float(cosines.mean())
         background.update(mean=mean, std=float(cosines.std()), n=len(ids))
     return _to_hits(conn, ids[order], final, terms, bonus[order] >= 1.0, table)
+
+
+def top_stable(scores: np.ndarray, limit: int) -> np.ndarray:
+    """Positions of the ``limit`` highest scores, best first, ties in position order: the same as
+    ``np.argsort(-scores, kind="stable")[:limit]`` without sorting every row (a common word can
+    keep tens of thousands of a big library's rows)."""
+    if limit <= 0:
+        return np.zeros(0, np.int64)
+    if len(scores) <= limit:
+        return np.argsort(-scores, kind="stable")
+    cut = -np.partition(-scores, limit - 1)[limit - 1]     # the limit-th best score
+    near = np.flatnonzero(scores >= cut)                     # every row that can rank, ties included
+    return near[np.argsort(-scores[near], kind="stable")][:limit]
 
 
 def _coverage_vector(coverage: tuple[np.ndarray, np.ndarray], ids: np.ndarray) -> np.ndarray:
@@ -165,8 +178,8 @@ def _exact_coverage(conn: sqlite3.Connection, terms: list[str],
     Counted with NumPy: a common word ("music" in sound captions) matches a large share of a big
     library's rows, and a dict update per matching row cost more than the rest of the query."""
     fts = _checked_table(table) + "_fts"
-    found = [np.fromiter((r[0] for r in conn.execute(f"SELECT rowid FROM {fts} WHERE {fts} MATCH ?",
-                                                     ('"' + term.replace('"', '""') + '"',))), np.int64)
+    found = [np.array(conn.execute(f"SELECT rowid FROM {fts} WHERE {fts} MATCH ?",
+                                   ('"' + term.replace('"', '""') + '"',)).fetchall(), np.int64).reshape(-1)
              for term in terms]
     if not found:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
