@@ -27,7 +27,14 @@ mean R@5 over the three measures when the queries are resampled (2000 bootstraps
 queries resampled on their own): is the constant fixed beforehand also what the tune data prefers,
 and is the gain flat around it?
 
+``--library-sizes`` (tune only): the same variants in smaller libraries, 40 random ones per size: a
+random subset of the 29 videos (tune queries; the gallery is the subset's tune videos, the
+statistics come from all its clips), and a random subset of the tune recordings' clips for
+query -> clip. Mean R@1, R@5 and first-hit rank over the libraries, per size: from how many clips
+on is a library's own covariance worth using?
+
 Usage: python bench/tune_audio_library.py --library DIR [--side tune] [--variants ...] [--shrink-grid]
+       [--library-sizes]
 Needs /tmp/tune_audio.npz and /tmp/tune_audio_clips.npz (bench/tune_audio.py, tune_audio_clips.py).
 """
 
@@ -171,6 +178,59 @@ def shrink_selection(q, cx, clip_paths, whole, clip, sounds, videos, all_videos,
         [h.mean() for h in hits[g]])), 4), "bootstrap_wins": round(wins[g], 3)} for g in GRID}
 
 
+VIDEO_SUBSETS, CLIP_SUBSETS, N_LIBRARIES = (6, 10, 15, 20, 25), (30, 50, 70, 100, 130), 40
+
+
+def _mean_figures(reports: list[dict]) -> dict:
+    keys = (("R@1", "R@1"), ("R@5", "R@5"), ("mean_rank", "mean_rank"))
+    return {name: round(float(np.mean([r[k]["value"] for r in reports])), 4) for name, k in keys}
+
+
+def library_sizes(q, cx, clip_paths, whole, clip, sounds, all_videos, variants) -> dict:
+    """Mean figures over N_LIBRARIES random smaller libraries per size (videos; recordings' clips)."""
+    rng = np.random.default_rng(0)
+    paths = np.array(clip_paths)
+    out: dict = {"videos": {}, "clips": {}}
+    for size in VIDEO_SUBSETS:
+        reps: dict[str, list] = {v: [] for v in variants}
+        n_clips = []
+        for _ in range(N_LIBRARIES):
+            sub = [all_videos[i] for i in rng.choice(len(all_videos), size, replace=False)]
+            keep = np.isin(paths, [media_path(v) for v in sub])
+            gallery = [v for v in sub if v.split == "tune"]
+            for v in variants:
+                r = sound_to_video(v, q, cx[keep], list(paths[keep]), sounds, gallery) if gallery else None
+                if r:
+                    reps[v].append(r)
+            n_clips.append(int(keep.sum()))
+        out["videos"][size] = {"mean_clips": round(float(np.mean(n_clips)), 1),
+                               **{v: _mean_figures(r) for v, r in reps.items() if r}}
+    for size in CLIP_SUBSETS:
+        reps = {v: [] for v in variants}
+        for _ in range(N_LIBRARIES):
+            sub = np.sort(rng.choice(len(sounds), size, replace=False))
+            for v in variants:
+                reps[v].append(query_to_clip_in(v, whole, clip, sounds, sub))
+        out["clips"][size] = {v: _mean_figures(r) for v, r in reps.items()}
+    return out
+
+
+def query_to_clip_in(variant, whole, clip, sounds, sub: np.ndarray) -> dict:
+    """query -> clip with only the clips ``sub`` in the library (queries: every recording with a
+    relevant clip among them)."""
+    relevant, rows = sound_alike_queries(sounds)
+    groups = np.array([s.group for s in sounds])
+    s = scores(variant, whole, clip[sub], groups[sub])
+    out, names = [], []
+    for i in rows:
+        keep = groups[sub] != groups[i]
+        rel = relevant[i][sub][keep]
+        if rel.any():
+            out += first_relevant_ranks(s[i][keep][None], rel[None])
+            names.append(sounds[i].path)
+    return report(out, names)
+
+
 def main() -> None:
     from engine.api import Library
 
@@ -179,6 +239,7 @@ def main() -> None:
     ap.add_argument("--side", default="tune", choices=["tune", "report"])
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--shrink-grid", action="store_true")
+    ap.add_argument("--library-sizes", action="store_true")
     args = ap.parse_args()
     splits = load_splits()
     sounds = splits["sounds"]
@@ -203,9 +264,16 @@ def main() -> None:
                                 splits["videos"])
         for g, r in grid.items():
             print(f"shrink {g:<5} R@5 {r['R@5']} mean {r['mean_R@5']:.3f} bootstrap wins {r['bootstrap_wins']:.3f}")
+    sizes = None
+    if args.library_sizes and args.side == "tune":
+        sizes = library_sizes(queries[side], clips, clip_paths, whole[side], clip[side], side_sounds,
+                              splits["videos"], [v for v in ("prod", "libc", "libw") if v in args.variants])
+        for kind, by_size in sizes.items():
+            for size, figs in by_size.items():
+                print(f"{kind} {size}: {figs}")
     print(save(f"tune_audio_library_{args.side}", {"side": args.side, "shrink": SHRINK, "qe_k": QE_K,
                                                   "qe_alpha": QE_ALPHA, "variants": results, "paired": diffs,
-                                                  "shrink_grid": grid}))
+                                                  "shrink_grid": grid, "library_sizes": sizes}))
     for v, res in results.items():
         for m, r in res.items():
             if not r:

@@ -7,6 +7,7 @@ import sqlite3
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from engine.hits import ClipHit
 from engine.index.ann import AnnIndex
@@ -49,7 +50,7 @@ class FakeSources:
         return [ClipHit(int(i), self.video_of[int(i)], 0.0, 4.0, float(s) * weight, reason) for i, s in zip(ids, sims)]
 
 
-def _library(n_videos: int = 12, per_video: int = 3, dim: int = 16, seed: int = 0):
+def _library(n_videos: int = 40, per_video: int = 3, dim: int = 16, seed: int = 0):
     rng = np.random.default_rng(seed)
     hum = _unit(rng.normal(size=dim))
     vecs = _unit(rng.normal(size=(n_videos * per_video, dim)) + rng.uniform(0, 2, (n_videos * per_video, 1)) * hum)
@@ -67,7 +68,7 @@ def test_audio_query_scores_are_csls_in_the_libraries_whitened_space(tmp_path):
     expected = corrected(white @ w.apply(q), white, videos[ids - 1])
     assert np.allclose([h.score for h in hits], expected, atol=1e-4)
     stored = whitening.load(tmp_path / "ann" / "m" / "va_audio_whitening.npz", 3, 16)
-    assert stored is not None and np.allclose(stored.matrix, w.matrix, atol=1e-5)   # kept with the library
+    assert stored is not None and np.allclose(stored.apply(vecs), w.apply(vecs), atol=1e-5)  # kept with the library
 
 
 def test_stored_statistics_are_reused_until_the_index_moves(tmp_path, monkeypatch):
@@ -86,8 +87,9 @@ def test_stored_statistics_are_reused_until_the_index_moves(tmp_path, monkeypatc
     assert calls == [1]
 
 
-def test_a_library_too_small_for_statistics_uses_the_models_vectors(tmp_path):
-    vecs, videos = _library(n_videos=1, per_video=30)
+@pytest.mark.parametrize("n_videos,per_video", [(1, 150), (whitening.MIN_CLIPS - 1, 1)])
+def test_a_library_too_small_for_statistics_uses_the_models_vectors(tmp_path, n_videos, per_video):
+    vecs, videos = _library(n_videos=n_videos, per_video=per_video)
     sources = FakeSources(tmp_path, vecs, videos)
     q = vecs[2].astype(np.float32)
     hits = Heard().hits(sources, Query(kind="audio", vectors={"va": q}))

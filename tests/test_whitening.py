@@ -56,8 +56,8 @@ def test_an_isometric_embedding_gives_the_same_cosines():
     rng = np.random.default_rng(3)
     rows, queries = _unit(rng.normal(size=(25, 8)) * np.arange(1, 9)), _unit(rng.normal(size=(3, 8)))
     basis, _ = np.linalg.qr(rng.normal(size=(20, 8)))         # 20 x 8, orthonormal columns
-    small = whitening.fit(rows, rank=8)
-    big = whitening.fit(rows @ basis.T, rank=8)
+    small = whitening.fit(rows, rank=8, shrink=0.5)
+    big = whitening.fit(rows @ basis.T, rank=8, shrink=0.5)
     s_small = small.apply(queries) @ small.apply(rows).T
     s_big = big.apply(queries @ basis.T) @ big.apply(rows @ basis.T).T
     assert np.allclose(s_small, s_big, atol=1e-4)
@@ -72,7 +72,7 @@ def test_a_direction_every_clip_shares_stops_deciding_the_ranking():
     clips = _unit(specific + loud[:, None] * shared)
     query = _unit(specific[7] + 2.0 * shared)                      # clip 7's sound, recorded with hum
     assert np.argmax(clips @ query) != 7                            # raw cosine: a humming clip wins
-    w = whitening.fit(clips, rank=64)
+    w = whitening.fit(clips, rank=64, shrink=0.5)
     assert np.argmax(w.apply(clips) @ w.apply(query)) == 7
 
 
@@ -83,13 +83,23 @@ def test_sample_ids_is_deterministic_and_spread():
     assert np.array_equal(whitening.sample_ids(ids[:5], 10), np.arange(995, 1000))
 
 
-def test_store_round_trip_and_stale_generations(tmp_path):
+def test_centring_only_stores_no_matrix():
+    rng = np.random.default_rng(6)
+    rows = rng.normal(size=(30, 5)) + 1.0
+    w = whitening.fit(rows, rank=5, shrink=0.0)
+    assert w.matrix is None and np.allclose(w.apply(rows[:2]), _unit(rows[:2] - rows.mean(axis=0)), atol=1e-5)
+
+
+@pytest.mark.parametrize("shrink", [0.0, 0.5])
+def test_store_round_trip_and_stale_generations(tmp_path, shrink):
     rng = np.random.default_rng(5)
-    w = whitening.fit(rng.normal(size=(10, 4)), rank=4)
+    w = whitening.fit(rng.normal(size=(10, 4)), rank=4, shrink=shrink)
     path = tmp_path / "m" / "va_audio_whitening.npz"
     whitening.save(path, w, gen=7)
     got = whitening.load(path, 7, 4)
-    assert got is not None and np.array_equal(got.matrix, w.matrix) and np.array_equal(got.mean, w.mean)
+    x = rng.normal(size=(3, 4))
+    assert got is not None and np.array_equal(got.mean, w.mean) and np.allclose(got.apply(x), w.apply(x))
+    assert (got.matrix is None) == (shrink == 0.0)
     assert whitening.load(path, 8, 4) is None                      # fit on another generation: refit
     assert whitening.load(path, 7, 5) is None
     path.write_bytes(b"torn")

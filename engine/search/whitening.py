@@ -1,4 +1,4 @@
-"""Library-adaptive centring and PCA whitening of S_va audio vectors for sound queries.
+"""Library-adaptive centring (and optional PCA whitening) of S_va audio vectors for sound queries.
 
 Why: the model's audio vectors are centred on a fixed centre estimated on one media set. A
 user's library has its own mean (microphones, rooms, codecs: what every clip of *this* library
@@ -11,7 +11,7 @@ each principal direction is scaled by (SHRINK * lambda + (1 - SHRINK) * mean lam
 
 Chosen on the tune side of the split (bench/tune_audio_library.py, docs/evaluation.md); SHRINK
 was fixed before any figure and was also the value a bootstrap of the tune queries picked most
-often out of a grid.
+often out of a grid; MIN_CLIPS comes from the tune side's smaller libraries.
 
 The statistics are the library's (fit on up to SAMPLE of its S_va audio vectors), stored next to
 its vector index with the index generation they were fit on, and refit when it moves.
@@ -27,23 +27,28 @@ from pathlib import Path
 
 import numpy as np
 
-SHRINK = 0.5        # weight of the sample eigenvalue against the mean eigenvalue
-MIN_CLIPS = 20      # below this (or with one video) a library has no statistics of its own
+SHRINK = 0.5        # weight of the sample eigenvalue against the mean eigenvalue (0: centring only)
+# Below this many clips (or with one video) the model's vectors are used as they are: on the tune
+# side, in random smaller libraries (bench/tune_audio_library.py --library-sizes), whitening gave
+# no R@5 gain under ~85 clips (lower at 51-67) and a lower R@1 at every size.
+MIN_CLIPS = 80
 MIN_VIDEOS = 2
 SAMPLE = 5_000      # at most this many clips (evenly spread over the ids) are read to fit: plenty for
                     # a covariance of rank <= 384, and a fit stays about a second on a busy laptop
-FORMAT = 1
+FORMAT = 2         # 2: centring only stores an empty matrix
 
 
 @dataclass(frozen=True)
 class Whitening:
-    """x -> unit((x - mean) @ matrix); ``matrix`` is symmetric."""
+    """x -> unit((x - mean) @ matrix); ``matrix`` is symmetric, None for centring only."""
 
     mean: np.ndarray
-    matrix: np.ndarray
+    matrix: np.ndarray | None
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        y = (np.asarray(x, np.float32) - self.mean) @ self.matrix
+        y = np.asarray(x, np.float32) - self.mean
+        if self.matrix is not None:
+            y = y @ self.matrix
         return y / np.maximum(np.linalg.norm(y, axis=-1, keepdims=True), 1e-12)
 
 
@@ -58,6 +63,8 @@ def fit(vectors: np.ndarray, rank: int, shrink: float = SHRINK) -> Whitening:
     if x.ndim != 2 or len(x) < 2:
         raise ValueError("need at least two vectors to fit a whitening")
     mean = x.mean(axis=0, dtype=np.float64)
+    if shrink == 0.0:  # every direction scaled alike: centring, and cosine ignores the scale
+        return Whitening(mean.astype(np.float32), None)
     centred = x - mean.astype(np.float32)
     lam, vec = _principal(centred)
     floor = max(float(lam.sum()) / max(1, min(rank, x.shape[1])), 1e-12)
@@ -94,7 +101,8 @@ def sample_ids(ids: np.ndarray, limit: int = SAMPLE) -> np.ndarray:
 def save(path: Path, w: Whitening, gen: int) -> None:
     """Write the statistics with the generation they were fit on (temp file, then rename)."""
     buf = io.BytesIO()
-    np.savez(buf, mean=w.mean, matrix=w.matrix, gen=np.int64(gen), format=np.int64(FORMAT))
+    matrix = np.zeros((0, 0), np.float32) if w.matrix is None else w.matrix
+    np.savez(buf, mean=w.mean, matrix=matrix, gen=np.int64(gen), format=np.int64(FORMAT))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
@@ -110,6 +118,7 @@ def load(path: Path, gen: int, dim: int) -> Whitening | None:
         with np.load(path, allow_pickle=False) as z:
             if int(z["format"]) != FORMAT or int(z["gen"]) != gen or z["mean"].shape != (dim,):
                 return None
-            return Whitening(z["mean"].astype(np.float32), z["matrix"].astype(np.float32))
+            matrix = z["matrix"].astype(np.float32) if z["matrix"].size else None
+            return Whitening(z["mean"].astype(np.float32), matrix)
     except (OSError, ValueError, KeyError):
         return None  # missing, torn or from another format: refit
