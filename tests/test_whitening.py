@@ -95,15 +95,16 @@ def test_store_round_trip_and_stale_generations(tmp_path, shrink):
     rng = np.random.default_rng(5)
     w = whitening.fit(rng.normal(size=(10, 4)), rank=4, shrink=shrink)
     path = tmp_path / "m" / "va_audio_whitening.npz"
-    whitening.save(path, w, gen=7)
-    got = whitening.load(path, 7, 4)
+    whitening.save(path, w, gen=7, shrink=shrink)
+    got = whitening.load(path, 7, 4, shrink=shrink)
     x = rng.normal(size=(3, 4))
     assert got is not None and np.array_equal(got.mean, w.mean) and np.allclose(got.apply(x), w.apply(x))
     assert (got.matrix is None) == (shrink == 0.0)
-    assert whitening.load(path, 8, 4) is None                      # fit on another generation: refit
-    assert whitening.load(path, 7, 5) is None
+    assert whitening.load(path, 8, 4, shrink=shrink) is None       # fit on another generation: refit
+    assert whitening.load(path, 7, 5, shrink=shrink) is None
+    assert whitening.load(path, 7, 4, shrink=0.25) is None         # fit with another shrinkage: refit
     path.write_bytes(b"torn")
-    assert whitening.load(path, 7, 4) is None
+    assert whitening.load(path, 7, 4, shrink=shrink) is None
     assert list(path.parent.iterdir()) == [path]                    # no temporary file left behind
 
 

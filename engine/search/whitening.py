@@ -98,11 +98,11 @@ def sample_ids(ids: np.ndarray, limit: int = SAMPLE) -> np.ndarray:
     return ids[np.linspace(0, len(ids) - 1, limit).round().astype(np.int64)]
 
 
-def save(path: Path, w: Whitening, gen: int) -> None:
-    """Write the statistics with the generation they were fit on (temp file, then rename)."""
+def save(path: Path, w: Whitening, gen: int, shrink: float = SHRINK) -> None:
+    """Write the statistics with the generation and shrinkage they were fit with (temp file, then rename)."""
     buf = io.BytesIO()
     matrix = np.zeros((0, 0), np.float32) if w.matrix is None else w.matrix
-    np.savez(buf, mean=w.mean, matrix=matrix, gen=np.int64(gen), format=np.int64(FORMAT))
+    np.savez(buf, mean=w.mean, matrix=matrix, gen=np.int64(gen), format=np.int64(FORMAT), shrink=np.float64(shrink))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
@@ -112,11 +112,13 @@ def save(path: Path, w: Whitening, gen: int) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def load(path: Path, gen: int, dim: int) -> Whitening | None:
-    """The stored statistics if they were fit on generation ``gen`` with width ``dim``, else None."""
+def load(path: Path, gen: int, dim: int, shrink: float = SHRINK) -> Whitening | None:
+    """The stored statistics if they were fit on generation ``gen`` with width ``dim`` and this
+    ``shrink``, else None (a new release with another shrinkage refits)."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            if int(z["format"]) != FORMAT or int(z["gen"]) != gen or z["mean"].shape != (dim,):
+            if (int(z["format"]) != FORMAT or int(z["gen"]) != gen or z["mean"].shape != (dim,)
+                    or float(z["shrink"]) != shrink):
                 return None
             matrix = z["matrix"].astype(np.float32) if z["matrix"].size else None
             return Whitening(z["mean"].astype(np.float32), matrix)
