@@ -206,3 +206,17 @@ def test_top_stable_equals_a_full_stable_sort(seed):
     for limit in (1, 10, 300, 4999, 5000, 6000):
         assert np.array_equal(top_stable(scores, limit), np.argsort(-scores, kind="stable")[:limit])
     assert len(top_stable(scores[:0], 5)) == 0
+
+
+def test_exact_coverage_counts_each_rows_matched_words(db, embed, library):
+    from engine.speech.store import _exact_coverage
+
+    conn = db.conn
+    terms = ["dog", "budget", "morning", "zebra"]
+    rows, fractions = _exact_coverage(conn, terms)
+    want: dict[int, int] = {}
+    for term in terms:  # the reference: one FTS row at a time
+        for (row,) in conn.execute("SELECT rowid FROM transcripts_fts WHERE transcripts_fts MATCH ?", (term,)):
+            want[row] = want.get(row, 0) + 1
+    assert want and dict(zip(rows.tolist(), fractions.tolist())) == {r: n / 4 for r, n in want.items()}
+    assert len(_exact_coverage(conn, ["zebra"])[0]) == 0 and len(_exact_coverage(conn, [])[0]) == 0

