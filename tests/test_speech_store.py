@@ -220,3 +220,10 @@ def test_exact_coverage_counts_each_rows_matched_words(db, embed, library):
             want[row] = want.get(row, 0) + 1
     assert want and dict(zip(rows.tolist(), fractions.tolist())) == {r: n / 4 for r, n in want.items()}
     assert len(_exact_coverage(conn, ["zebra"])[0]) == 0 and len(_exact_coverage(conn, [])[0]) == 0
+
+
+def test_segment_vectors_are_read_in_id_order_without_a_sort(db, library):
+    from engine.speech.store import segment_vectors_sql
+
+    plan = [r[3] for r in db.conn.execute("EXPLAIN QUERY PLAN " + segment_vectors_sql("transcripts"), (4 * 384,))]
+    assert plan[0].startswith("SCAN t") and not any("TEMP B-TREE" in p for p in plan), plan

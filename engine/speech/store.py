@@ -102,10 +102,17 @@ class SegmentVectors:
         return self.ids, self.matrix
 
 
+def segment_vectors_sql(table: str) -> str:
+    """Every searchable row's (id, vector) in id order. CROSS JOIN fixes the order (rows by id, then
+    their video by key): left to itself SQLite went through the videos' status index and sorted
+    every row in a temporary tree, three times slower at 200,000 rows (1.0 s against 0.35 s)."""
+    return (f"SELECT t.id, t.vec FROM {_checked_table(table)} t CROSS JOIN videos v ON v.id = t.video_id "
+            "WHERE v.status = 'done' AND t.vec IS NOT NULL AND length(t.vec) = ? ORDER BY t.id")
+
+
 def _load_segment_vectors(conn: sqlite3.Connection, dim: int, table: str) -> tuple[np.ndarray, np.ndarray]:
     ids, parts = [], []
-    rows = conn.execute(f"SELECT t.id, t.vec FROM {_checked_table(table)} t JOIN videos v ON v.id = t.video_id "
-                        "WHERE v.status = 'done' AND t.vec IS NOT NULL AND length(t.vec) = ? ORDER BY t.id", (4 * dim,))
+    rows = conn.execute(segment_vectors_sql(table), (4 * dim,))
     while batch := rows.fetchmany(4096):  # vectors of another text model (other width) are skipped
         ids += [r[0] for r in batch]
         parts.append(np.frombuffer(b"".join(r[1] for r in batch), dtype=np.float32).reshape(len(batch), dim))
