@@ -8,17 +8,23 @@ median of 30 ms instead of 1 ms, and the text encoding ten times its single-thre
 
 from __future__ import annotations
 
+import sys
+
 _controller = None
+_modules_seen = -1
 
 
 def _threadpools():
-    """threadpoolctl's view of the loaded BLAS libraries, found once (finding them walks every
-    loaded library: 3 ms, as much as the rest of a query's matrix work)."""
-    global _controller
-    if _controller is None:
+    """threadpoolctl's view of the loaded BLAS libraries. Finding them walks every loaded library
+    (3 ms, as much as the rest of a query's matrix work), so the view is kept, and found again only
+    when modules were imported since: an import (torch, SciPy, onnxruntime) can load another BLAS,
+    which a stale view would leave on all its threads."""
+    global _controller, _modules_seen
+    if _controller is None or len(sys.modules) != _modules_seen:
         from threadpoolctl import ThreadpoolController
 
         _controller = ThreadpoolController()
+        _modules_seen = len(sys.modules)
     return _controller
 
 

@@ -166,6 +166,7 @@ class FakeLibrary:
 
     def search_audio(self, audio, top_k: int = 20, sample_rate: int = 16000) -> SearchResult:
         self.calls.append(("audio", audio if isinstance(audio, str | Path) else np.asarray(audio).shape))
+        self.last_audio = None if isinstance(audio, str | Path) else np.asarray(audio)
         transcript = None if isinstance(audio, str | Path) else "a dog barking"
         kind = "audio" if transcript is None else "mic"
         return self._moments(lambda v: 0.8 if "dog" in v.path else 0.1, kind, transcript)
