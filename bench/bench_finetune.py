@@ -26,6 +26,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import emit
 from bench.harness import headline, load_splits, run_all
 from engine.api import Library
 from engine.jobs import CancelToken
@@ -176,11 +177,7 @@ def main() -> int:
         plot_losses(model["info"]["history"], args.plot,
                     f"fine-tuning on {args.media.name}: {model['info']['data']['clips']} clips, "
                     f"{model['info']['steps']} steps ({args.device}{', deep' if args.deep else ''})")
-    text = json.dumps(report, indent=2, default=str)
-    if args.out:
-        args.out.write_text(text)
-    print(text)
-    return 0
+    return emit(report, args.out)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ The library must be indexed (bench/bench_finetune.py indexes the shared media in
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import emit
 from engine.api import Library
 from engine.jobs import CancelToken
 from engine.train.config import TrainConfig
@@ -53,11 +53,7 @@ def main() -> int:
                   "load_before": load, "load_after": os.getloadavg()}
     finally:
         lib.close()
-    text = json.dumps(result, indent=2)
-    if args.out:
-        args.out.write_text(text)
-    print(text)
-    return 0
+    return emit(result, args.out)
 
 
 if __name__ == "__main__":

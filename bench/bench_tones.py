@@ -29,6 +29,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import emit
 from engine.api import Library
 from engine.jobs import CancelToken
 from tests.synth import SAMPLE_RATE, _frame, make_video, write_wav
@@ -292,11 +293,7 @@ def main() -> int:
                   file=sys.stderr, flush=True)
         result = {"minutes": args.minutes, "options": options, "tuned_on": sorted(map(list, TUNE)),
                   "summary": summarise(runs), "runs": runs}
-    text = json.dumps(result, indent=2, default=str)
-    if args.out:
-        args.out.write_text(text)
-    print(text)
-    return 0
+    return emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -49,3 +49,12 @@ def save(name: str, data: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **data}, indent=2))
     return path
+
+
+def emit(result: dict, out: Path | None) -> int:
+    """Print a benchmark's JSON result, also write it to ``out`` when given; the exit status."""
+    text = json.dumps(result, indent=2, default=str)
+    if out:
+        out.write_text(text)
+    print(text)
+    return 0

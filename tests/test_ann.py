@@ -162,7 +162,7 @@ def test_a_failed_save_keeps_the_previous_index(tmp_path, monkeypatch):
     def full(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ann, "_write_atomic", full)
+    monkeypatch.setattr(ann, "write_atomic", full)
     with pytest.raises(dbmod.DiskFullError):
         index.save(index_path(ann_dir, "m", "va", "video"))
     assert index_path(ann_dir, "m", "va", "video").read_bytes() == before
@@ -286,7 +286,7 @@ def test_a_failed_delta_save_keeps_the_previous_index(tmp_path, monkeypatch):
     def full(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ann, "_write_atomic", full)
+    monkeypatch.setattr(ann, "write_atomic", full)
     with pytest.raises(dbmod.DiskFullError):
         ann.save_index(db.conn, index, path, "m", "va", "video")
     assert path.read_bytes() == before and len(list((ann_dir / "m").iterdir())) == 2

@@ -269,7 +269,7 @@ class AnnIndex:
         failure the new file goes and the previous manifest stays."""
         try:
             manifest = write()
-            _write_atomic(path, json.dumps(manifest).encode())
+            write_atomic(path, json.dumps(manifest).encode())
         except BaseException as exc:
             _unlink_quietly(written)
             if isinstance(exc, (OSError, RuntimeError)) and _disk_full(exc, path.parent):
@@ -279,7 +279,7 @@ class AnnIndex:
 
     def _commit(self, path: Path, manifest: dict, stem: str) -> None:
         try:
-            _write_atomic(path, json.dumps(manifest).encode())
+            write_atomic(path, json.dumps(manifest).encode())
         except OSError as exc:
             if _disk_full(exc, path.parent):
                 raise DiskFullError(f"the disk holding the library is full (saving index {path.name})") from exc
@@ -490,7 +490,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a process-unique temporary file, fsynced, then renamed."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:

@@ -20,12 +20,12 @@ its vector index with the index generation they were fit on, and refit when it m
 from __future__ import annotations
 
 import io
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from engine.index.ann import write_atomic
 
 SHRINK = 0.5        # weight of the sample eigenvalue against the mean eigenvalue (0: centring only)
 # Below this many clips (or with one video) the model's vectors are used as they are: on the tune
@@ -99,17 +99,13 @@ def sample_ids(ids: np.ndarray, limit: int = SAMPLE) -> np.ndarray:
 
 
 def save(path: Path, w: Whitening, gen: int, shrink: float = SHRINK) -> None:
-    """Write the statistics with the generation and shrinkage they were fit with (temp file, then rename)."""
+    """Write the statistics with the generation and shrinkage they were fit with, as the index
+    files are written (private, fsynced, temp file then rename)."""
     buf = io.BytesIO()
     matrix = np.zeros((0, 0), np.float32) if w.matrix is None else w.matrix
     np.savez(buf, mean=w.mean, matrix=matrix, gen=np.int64(gen), format=np.int64(FORMAT), shrink=np.float64(shrink))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_bytes(buf.getvalue())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, buf.getvalue())
 
 
 def load(path: Path, gen: int, dim: int, shrink: float = SHRINK) -> Whitening | None:
