@@ -1,6 +1,7 @@
 """Indexing speed on ../shared/media: x real time, ratio to decoding alone, peak memory.
 
 Usage: python bench/bench_index.py [--library DIR] [--transcribe] [--device cpu|cuda|mps] [--runs N] [--long]
+                                  [--out NAME]
 Builds a library of the shared videos used by the retrieval benchmarks (``--long``: of two generated
 10-minute 720p30 and 1080p30 H.264 videos with speech, bench/long_media.py, cached in /tmp).
 Reports wall time and the process's CPU time (user + sys) of indexing, with the load average:
@@ -68,6 +69,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--runs", type=int, default=1, help="index from scratch this many times; report the median")
     ap.add_argument("--long", action="store_true", help="the generated 10-minute 720p/1080p videos instead")
+    ap.add_argument("--out", help="name of the results file in bench/results/ (default: index[_long][_transcribe])")
     args = ap.parse_args()
     if args.long:
         from bench.long_media import long_videos
@@ -88,15 +90,20 @@ def main() -> None:
                      "x_realtime": stats["video_seconds"] / stats["index_s"],
                      "decode_x_realtime": stats["video_seconds"] / dec_s,
                      "index_over_decode": stats["index_s"] / dec_s,
-                     "index_cpu_over_decode_cpu": stats["index_cpu_s"] / dec_cpu_s})
+                     "index_cpu_over_decode_cpu": stats["index_cpu_s"] / dec_cpu_s,
+                     "load_average_end": os.getloadavg()[0]})
         if len(runs) == 1:  # later runs in this process keep earlier models alive: peak of one run
             peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     median = sorted(runs, key=lambda r: r["x_realtime"])[len(runs) // 2]
     out = {**median, "runs_x_realtime": [round(r["x_realtime"], 2) for r in runs],
+           "runs_index_over_decode": [round(r["index_over_decode"], 3) for r in runs], "runs": runs,
            "peak_rss_mb": peak_mb, "transcribe": args.transcribe, "device": args.device}
     name = ("index_long" if args.long else "index") + ("_transcribe" if args.transcribe else "")
-    print(save(name if args.device == "cpu" else f"{name}_{args.device}", out))
+    name = args.out or (name if args.device == "cpu" else f"{name}_{args.device}")
+    print(save(name, out))
     for k, v in out.items():
+        if k == "runs":
+            continue
         print(f"{k:>20}: {v:.3f}" if isinstance(v, float) else f"{k:>20}: {v}")
 
 

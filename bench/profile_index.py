@@ -84,7 +84,7 @@ def main() -> None:
         wf = None
         if d.audio is not None:
             wf = st.run("whisper_encoder_tower", model.audio.whisper.frame_features, d.audio)
-        feats = st.run("cnn_frames_and_spectrograms", _clip_features, model, d, wf, token)
+        feats = st.run("cnn_frames", _clip_features, model, d, wf, token)
         st.run("heads", model.project_video, feats.video)
         if d.audio is None:
             continue

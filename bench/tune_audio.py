@@ -34,11 +34,18 @@ PARTS = {"whisper_mean": [WM], "whisper_mean_std": [WM, STD], "spectrogram_cnn":
 
 
 def clip_features(lib) -> tuple[list[str], np.ndarray, list[tuple[float, float]]]:
+    """Each clip's path, audio feature in backbone v2's 2048-d layout (the spectrogram CNN half,
+    which the library no longer stores, computed again from the media) and window."""
+    from bench.spectrogram_cnn import with_spectrogram_half
+
     rows = lib.db.conn.execute(
         "SELECT v.path, f.audio, c.start, c.end FROM features f JOIN clips c ON c.id = f.clip_id "
         "JOIN videos v ON v.id = c.video_id WHERE f.audio IS NOT NULL ORDER BY v.path, c.idx").fetchall()
-    return ([r[0] for r in rows], np.stack([from_blob(r[1], "float16").astype(np.float32) for r in rows]),
-            [(r[2], r[3]) for r in rows])
+    paths, windows = [r[0] for r in rows], [(r[2], r[3]) for r in rows]
+    stored = np.stack([from_blob(r[1], "float16").astype(np.float32) for r in rows])
+    if stored.shape[1] < 2048:
+        stored = with_spectrogram_half(lib.load_models(), paths, windows, stored)
+    return paths, stored, windows
 
 
 def isolated_whisper(model, paths: list[str], windows: list[tuple[float, float]]) -> np.ndarray:
@@ -56,12 +63,13 @@ def isolated_whisper(model, paths: list[str], windows: list[tuple[float, float]]
 
 
 def query_features(model, sounds) -> np.ndarray:
+    from bench.spectrogram_cnn import v2_audio_features
     from engine.media.audio import load_audio
 
     feats = []
     for s in sounds:
         wave = load_audio(Path(media_path(s)), 16000)
-        feats.append(model.audio_features(wave, [(0.0, max(len(wave) / 16000, 0.2))]).numpy()[0])
+        feats.append(v2_audio_features(model, wave, [(0.0, max(len(wave) / 16000, 0.2))])[0])
     return np.stack(feats)
 
 

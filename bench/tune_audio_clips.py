@@ -31,16 +31,17 @@ CLIP = 4.0
 
 
 def features(model, sounds) -> dict[str, np.ndarray]:
+    from bench.spectrogram_cnn import spectrogram_features, v2_audio_features
     from engine.media.audio import load_audio
 
     whole, clip, spec_windows = [], [], []
     for s in sounds:
         wave = load_audio(Path(media_path(s)), 16000)
         dur = max(len(wave) / 16000, 0.2)
-        whole.append(model.audio_features(wave, [(0.0, dur)]).numpy()[0])
-        clip.append(model.audio_features(wave, [(0.0, min(CLIP, dur))]).numpy()[0])
+        whole.append(v2_audio_features(model, wave, [(0.0, dur)])[0])
+        clip.append(v2_audio_features(model, wave, [(0.0, min(CLIP, dur))])[0])
         wins = [(0.0, dur)] if dur <= CLIP else [(0.0, CLIP), (dur - CLIP, dur)]
-        spec_windows.append(model.vision.features(model.audio.spectrogram_images(wave, wins)).numpy().mean(axis=0))
+        spec_windows.append(spectrogram_features(model, wave, wins).mean(axis=0))
     return {"whole": np.stack(whole), "clip": np.stack(clip), "spec_windows": np.stack(spec_windows)}
 
 

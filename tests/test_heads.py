@@ -70,10 +70,10 @@ def test_audio_head_reads_the_centred_whisper_mean_and_keeps_its_cosines_exactly
     g = torch.Generator().manual_seed(1)
     heads = FACHeads(CFG, torch.zeros(1000, CFG.vision_dim), torch.zeros(1000),
                      F.normalize(torch.randn(1000, CFG.vat_dim, generator=g), dim=-1), centre)
-    stored = torch.randn(6, CFG.audio_dim, generator=g)  # Whisper mean | std | spectrogram CNN
-    query = stored[:, :768].clone()  # a query's features: Whisper mean and std only
+    stored = torch.randn(6, CFG.audio_dim, generator=g)  # Whisper mean | std
     va = heads.project_audio(stored)["va"]
-    assert torch.allclose(va, heads.project_audio(query)["va"], atol=1e-6)  # the CNN half is not read
+    v2 = torch.cat([stored, torch.randn(6, 1280, generator=g)], dim=1)  # backbone v2: + spectrogram CNN
+    assert torch.allclose(va, heads.project_audio(v2)["va"], atol=1e-6)  # the CNN half was never read
     noisy = stored.clone()
     noisy[:, CFG.audio_head_dim:] = torch.randn(6, CFG.audio_dim - CFG.audio_head_dim, generator=g)
     assert torch.allclose(va, heads.project_audio(noisy)["va"], atol=1e-6)

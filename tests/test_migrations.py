@@ -13,6 +13,7 @@ from engine.errors import LibraryError
 from engine.index import db as dbmod
 from engine.index.ann import open_index
 from engine.index.db import transaction
+from engine.models.config import get_config
 from tests.ann_check import assert_index_matches_db
 
 FIXTURE = Path(__file__).parent / "fixtures" / "library_v1.db"
@@ -29,11 +30,21 @@ def _rows(path: Path, sql: str) -> list:
 def test_schema1_library_is_migrated_keeping_everything(tmp_path):
     path = tmp_path / "library.db"
     shutil.copy(FIXTURE, path)
-    before = {t: _rows(path, f"SELECT * FROM {t} ORDER BY 1") for t in ("videos", "clips", "features", "embeddings")}
+    before = {t: _rows(path, f"SELECT * FROM {t} ORDER BY 1") for t in ("clips", "embeddings")}
+    features = _rows(path, "SELECT clip_id, backbone_id, n_frames, video, audio FROM features ORDER BY 1")
+    videos = _rows(path, "SELECT * FROM videos ORDER BY 1")
     db = dbmod.connect(path)
     assert dbmod.schema_version(db.conn) == dbmod.SCHEMA_VERSION
     for table, rows in before.items():
         assert db.conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall() == rows, table
+    # schema 5: backbone v3, the audio features' first 768 float16 values (the Whisper half) kept
+    v3 = get_config("mmv-base").backbone_id
+    assert db.conn.execute("SELECT clip_id, backbone_id, n_frames, video, audio FROM features ORDER BY 1").fetchall() \
+        == [(c, v3, n, v, None if a is None else a[:1536]) for c, _b, n, v, a in features]
+    assert any(a is not None and len(a) == 4096 for *_, a in features)
+    column = [d[1] for d in db.conn.execute("PRAGMA table_info(videos)")].index("backbone_id")
+    assert db.conn.execute("SELECT * FROM videos ORDER BY 1").fetchall() == \
+        [(*r[:column], v3 if r[column] else r[column], *r[column + 1:]) for r in videos]
     assert db.conn.execute("SELECT text FROM transcripts_fts WHERE transcripts_fts MATCH 'schema'").fetchall()
     assert db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert db.conn.execute("PRAGMA foreign_key_check").fetchall() == []

@@ -5,7 +5,7 @@ Tables
 videos       one row per file: identity (path, size, mtime, partial hash), probe facts, status.
 clips        fixed windows of a video: (video_id, idx, start, end).
 features     per clip, the backbone outputs *before* the heads (frames x 1280 float16 vision,
-             2048 float16 audio), so fine-tuning and re-projection never decode video again.
+             768 float16 audio), so fine-tuning and re-projection never decode video again.
 tuned_features  per clip and fine-tuned vision tail (deep models): the tail's video features, so
              those models re-project and train on stored features too.
 embeddings   per clip, model id, space ('va' | 'vat') and modality ('video' | 'audio'):
@@ -33,7 +33,8 @@ import sqlite_utils
 
 from engine.errors import DiskFullError, LibraryBusyError, LibraryError
 
-SCHEMA_VERSION = 4  # 1: first release; 2: tuned_features; 3: stable clip ids + ann_state; 4: screen_text (OCR)
+SCHEMA_VERSION = 5  # 1: first release; 2: tuned_features; 3: stable clip ids + ann_state; 4: screen_text (OCR);
+#                    5: backbone v3 (768-d audio features: v2's cut to their Whisper half)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -68,7 +69,7 @@ CREATE TABLE IF NOT EXISTS features (
     backbone_id TEXT NOT NULL,
     n_frames INTEGER NOT NULL,
     video BLOB NOT NULL,      -- float16 [n_frames, vision_dim]
-    audio BLOB                -- float16 [audio_dim = 2048], NULL when the clip has no sound
+    audio BLOB                -- float16 [audio_dim = 768], NULL when the clip has no sound
 );
 CREATE TABLE IF NOT EXISTS tuned_features (
     clip_id INTEGER NOT NULL REFERENCES clips(id) ON DELETE CASCADE,

@@ -7,7 +7,9 @@ a newer version is refused before anything here runs (engine.index.db).
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -58,7 +60,52 @@ def _to_4(conn: sqlite3.Connection) -> None:
     run_script(conn, OCR_SCHEMA)
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _to_2, 3: _to_3, 4: _to_4}
+# Backbone v2 -> v3 (engine.models.config.ModelConfig.backbone_id): the stored audio feature was the
+# Whisper encoder's mean + std (768 float16) followed by the spectrogram CNN (1280), which no head
+# read; v3 stores the first part alone. Frozen here: a later backbone change adds its own step.
+_V2_BACKBONE = re.compile(r"^(?P<head>.+)\+specnet@(?P<rate>\d+)\+v2$")
+_V3_AUDIO_BYTES = 768 * 2
+
+
+def upgrade_backbone_id(backbone_id: str | None) -> str | None:
+    """The id of features of ``backbone_id`` after migration 5 (itself when not a v2 id)."""
+    match = None if backbone_id is None else _V2_BACKBONE.match(backbone_id)
+    return backbone_id if match is None else f"{match['head']}@{match['rate']}+v3"
+
+
+def _to_5(conn: sqlite3.Connection) -> None:
+    """Backbone v3: stored v2 audio features keep their first 768 values (the same numbers), and
+    features, videos and fine-tuned models are relabelled with the v3 id, so the library is not
+    decoded again, its vectors (the heads read only the first 384 values) stay as they are, and
+    models fine-tuned on v2 features stay usable."""
+    ids = {r[0] for r in conn.execute("SELECT DISTINCT backbone_id FROM features "
+                                      "UNION SELECT DISTINCT backbone_id FROM videos")}
+    for old in ids:
+        new = upgrade_backbone_id(old)
+        if new == old:
+            continue
+        conn.execute("UPDATE features SET backbone_id = ?, audio = substr(audio, 1, ?) WHERE backbone_id = ?",
+                     (new, _V3_AUDIO_BYTES, old))
+        conn.execute("UPDATE videos SET backbone_id = ? WHERE backbone_id = ?", (new, old))
+    _relabel_models(conn)
+
+
+def _relabel_models(conn: sqlite3.Connection) -> None:
+    """Fine-tuned models record the backbone they were trained on (engine.train.models: ``usable``)."""
+    for model_id, info in conn.execute("SELECT id, info FROM models").fetchall():
+        try:
+            data = json.loads(info) if info else None
+        except ValueError:
+            continue
+        if not isinstance(data, dict):
+            continue
+        new = upgrade_backbone_id(data.get("backbone_id"))
+        if new != data.get("backbone_id"):
+            data["backbone_id"] = new
+            conn.execute("UPDATE models SET info = ? WHERE id = ?", (json.dumps(data), model_id))
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _to_2, 3: _to_3, 4: _to_4, 5: _to_5}
 
 
 def migrate(conn: sqlite3.Connection, path: Path, version: int) -> None:

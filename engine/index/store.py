@@ -22,7 +22,7 @@ class VideoResult:
     video_id: int
     windows: list[tuple[float, float]]
     video_feats: np.ndarray              # float [N, T, 1280]
-    audio_feats: np.ndarray | None       # float [N, 2048] or None (no sound)
+    audio_feats: np.ndarray | None       # float [N, 768] or None (no sound)
     embeddings: dict[tuple[str, str], np.ndarray]   # (space, modality) -> [N, D]
     info: dict                           # probe facts: duration, width, height, fps, rotation, has_audio
     segments: list | None = None         # speech Segments, when transcription ran

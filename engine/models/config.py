@@ -13,7 +13,9 @@ class ModelConfig:
     audio_backbone: str = "whisper-tiny.en-encoder"
     text_backbone: str = "all-MiniLM-L6-v2"
     vision_dim: int = 1280
-    audio_dim: int = 2048         # stored: Whisper encoder mean+std (768) + spectrogram CNN (1280)
+    audio_dim: int = 768          # stored: the Whisper encoder's frame mean + std per clip (features
+                                  # of backbone ids ending "+specnet@<rate>+v2" also had the spectrogram
+                                  # CNN's 1280 after them, which no head read; migration 5 drops them)
     # What the audio heads read of it: the first ``audio_head_dim`` values, the Whisper encoder's
     # frame mean, centred on a fixed centre shipped with the model (resources/models/). Chosen on
     # the tune split only (docs/evaluation.md): it transfers, the spectrogram CNN half did not.
@@ -41,8 +43,11 @@ class ModelConfig:
 
     @property
     def backbone_id(self) -> str:
+        """What the stored features are of (a change means re-decoding). v3: the audio feature is
+        the Whisper half alone; v2 ids had "+specnet" and 2048-d audio features, of which v3's
+        768 are the first values, so engine.index.migrations upgrades them without decoding."""
         return (f"{self.vision_backbone}@{self.image_size}x{self.frames_per_clip}"
-                f"+{self.audio_backbone}+specnet@{self.sample_rate}+v2")
+                f"+{self.audio_backbone}@{self.sample_rate}+v3")
 
     @property
     def base_model_id(self) -> str:

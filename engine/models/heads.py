@@ -2,7 +2,7 @@
 
 Shapes (N clips, T frames per clip):
     project_video(vfeat [N, T, 1280]) -> {"va": [N, 1024], "vat": [N, 384]}
-    project_audio(afeat [N, >=384])   -> {"va": [N, 1024], "vat": [N, 384]}  (stored 2048-d features,
+    project_audio(afeat [N, >=384])   -> {"va": [N, 1024], "vat": [N, 384]}  (stored 768-d features,
                                          or a query's Whisper mean (+ std); the heads read the mean)
     project_text(tfeat [N, 384])      -> [N, 384]  (vat)
 All outputs are L2-normalised.

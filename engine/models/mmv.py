@@ -23,7 +23,7 @@ from engine.models.vision import VisionBackbone
 @dataclass
 class ClipFeatures:
     video: torch.Tensor                # [N, T, 1280] frozen backbone (stored for every model)
-    audio: torch.Tensor | None         # [N, 2048], None without sound
+    audio: torch.Tensor | None         # [N, 768], None without sound
     tuned_video: torch.Tensor | None   # [N, T, 1280] from the fine-tuned tail of a deep model
 
     @staticmethod
@@ -102,28 +102,25 @@ class MMVModel:
 
     def clip_features(self, frames: np.ndarray, wave: np.ndarray | None, windows: list[tuple[float, float]],
                       whisper_frames: np.ndarray | None = None) -> ClipFeatures:
-        """Video [N, T, 1280] and audio [N, 2048] features of a video's clips, with a single CNN pass
-        over the frames and the spectrogram images together (bigger batches, one call). A deep
-        model adds its tail's video features (sharing the trunk pass with the frozen ones)."""
+        """Video [N, T, 1280] and audio [N, 768] features of a video's clips, the frames of all
+        clips in one CNN call. A deep model adds its tail's video features (sharing the trunk
+        pass with the frozen ones)."""
         n, t = frames.shape[:2]
         images = frames.reshape(n * t, *frames.shape[2:])
-        spectrograms = None if wave is None else self.audio.spectrogram_images(wave, windows)
         tuned = None
         if self.tail is None:
-            feats = self.vision.features(images if spectrograms is None else np.concatenate([images, spectrograms]))
-            vfeat, spec = feats[: n * t], feats[n * t:]
+            vfeat = self.vision.features(images)
         else:
             vfeat, tuned = self.vision.features_with_tail(images, self.tail)
             tuned = tuned.reshape(n, t, -1)
-            spec = None if spectrograms is None else self.vision.features(spectrograms)
         vfeat = vfeat.reshape(n, t, -1)
         if wave is None:
             return ClipFeatures(vfeat, None, tuned)
-        afeat = torch.from_numpy(self.audio.features(wave, windows, spec.numpy(), whisper_frames))
+        afeat = torch.from_numpy(self.audio.features(wave, windows, whisper_frames))
         return ClipFeatures(vfeat, afeat, tuned)
 
     def audio_features(self, wave: np.ndarray, windows: list[tuple[float, float]]) -> torch.Tensor:
-        """float32 mono 16 kHz + clip windows (s) -> float32 [N, 2048]."""
+        """float32 mono 16 kHz + clip windows (s) -> float32 [N, 768]."""
         return torch.from_numpy(self.audio.features(wave, windows))
 
     def text_features(self, texts: list[str]) -> np.ndarray:
@@ -158,8 +155,7 @@ class MMVModel:
 
     def encode_audio(self, wave: np.ndarray) -> dict[str, np.ndarray]:
         """A whole recording as one clip window: the Whisper encoder and the frame pooling of a clip
-        (engine.models.audio.query_features); the spectrogram CNN is not needed, the heads do not
-        read it."""
+        (engine.models.audio.query_features)."""
         from engine.models.audio import query_features
 
         feats = query_features(self.whisper, wave, self.config.sample_rate)

@@ -56,10 +56,9 @@ def create_model(name: str = DEFAULT_MODEL, device: str = "auto", precision: str
 
     vision = cached("vision", lambda: VisionBackbone(choice.device, choice.dtype, split=cfg.deep_from_block))
     text = cached("text", lambda: TextBackbone(choice.device))
-    # The spectrogram CNN of the audio tower shares the vision tower's weights (and its instance);
-    # an audio query needs only the Whisper encoder, which loads without the CNN.
+    # The audio tower is the Whisper encoder and its clip pooling; it loads without the CNN.
     whisper = cached("whisper", lambda: WhisperAudioBackbone(choice.device))
-    audio = cached("audio", lambda: AudioTower(whisper(), vision()))
+    audio = cached("audio", lambda: AudioTower(whisper()))
     weight, bias = imagenet_classifier()
     class_text = class_text_embeddings(lambda texts: text().features(texts), _conse_cache(cfg))
     centre = torch.from_numpy(load_audio_centre(cfg.audio_centre))

@@ -24,6 +24,7 @@ import torch
 
 from engine.errors import MediaError, ModelError, TrainingError
 from engine.index.db import to_blob, transaction
+from engine.index.migrations import upgrade_backbone_id
 from engine.jobs import CancelToken, Progress
 from engine.media.clips import frame_times
 from engine.media.frames import sample_frames
@@ -130,7 +131,9 @@ def _load_cache(models_dir: Path, clip_ids: np.ndarray, backbone_id: str) -> Tru
     except (OSError, ValueError):  # missing or damaged: it is only a cache, decode again
         return None
     ids = np.asarray(manifest.get("clip_ids", []), np.int64)
-    if manifest.get("backbone_id") != backbone_id or not set(ids.tolist()) <= {int(c) for c in clip_ids}:
+    # (a cache of backbone v2 holds the same trunk activations: v3 changed only the audio feature)
+    same_backbone = upgrade_backbone_id(manifest.get("backbone_id")) == backbone_id
+    if not same_backbone or not set(ids.tolist()) <= {int(c) for c in clip_ids}:
         return None
     return TrunkCache(ids, torch.from_numpy(array[:len(ids)]), list(manifest.get("skipped", [])))
 

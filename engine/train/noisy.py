@@ -142,7 +142,7 @@ def noisy_copies(conn, whisper_of: Callable[[], object], data: TrainingData, *, 
         pooled = _pooled_copies(whisper, wave, [windows[int(i)] for i in idx], copies,
                                 np.random.default_rng([seed, 7561, video_id]), token)
         for c, copy in enumerate(pooled):
-            feature = data.audio[rows].float().clone()   # keep the stored parts the heads do not read
+            feature = data.audio[rows].float().clone()   # keep any stored part the pooling does not give
             feature[:, : copy.shape[1]] = torch.from_numpy(copy)
             variants[rows, c] = feature.half()
         ready[rows] = True
