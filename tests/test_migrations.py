@@ -55,6 +55,16 @@ def test_schema1_library_is_migrated_keeping_everything(tmp_path):
         conn.execute("DELETE FROM clips WHERE id=?", (top,))
         new = conn.execute("INSERT INTO clips(video_id, idx, start, end) VALUES (1, 99, 0, 1)").lastrowid
     assert new > top
+    # transcript ids are not reused either (schema 6), and its FTS index still follows the table
+    old = db.conn.execute("SELECT id, text FROM transcripts ORDER BY id").fetchall()
+    with transaction(db) as conn:
+        conn.execute("DELETE FROM transcripts WHERE id=?", (old[-1][0],))
+        fresh = conn.execute("INSERT INTO transcripts(video_id, kind, start, end, text) "
+                             "VALUES (2, 'said', 0, 1, 'a migrated line')").lastrowid
+    assert fresh > old[-1][0]
+    assert db.conn.execute("SELECT rowid FROM transcripts_fts WHERE transcripts_fts MATCH 'migrated'").fetchall() \
+        == [(fresh,)]
+    assert not db.conn.execute("SELECT 1 FROM transcripts_fts WHERE transcripts_fts MATCH 'schema'").fetchall()
     # the vector generation moves with changes, so an index file follows
     model = db.conn.execute("SELECT model_id FROM embeddings LIMIT 1").fetchone()[0]
     dim = len(db.conn.execute("SELECT vec FROM embeddings WHERE space='va' LIMIT 1").fetchone()[0]) // 4

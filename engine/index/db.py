@@ -33,8 +33,9 @@ import sqlite_utils
 
 from engine.errors import DiskFullError, LibraryBusyError, LibraryError
 
-SCHEMA_VERSION = 5  # 1: first release; 2: tuned_features; 3: stable clip ids + ann_state; 4: screen_text (OCR);
+SCHEMA_VERSION = 6  # 1: first release; 2: tuned_features; 3: stable clip ids + ann_state; 4: screen_text (OCR);
 #                    5: backbone v3 (768-d audio features: v2's cut to their Whisper half)
+#                    6: transcript and screen-text row ids never reused (their HNSW index, engine.speech.segment_index)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -96,7 +97,7 @@ CREATE TABLE IF NOT EXISTS models (
     info TEXT                 -- JSON: training config, metrics
 );
 CREATE TABLE IF NOT EXISTS transcripts (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,   -- never reused: the segment HNSW index's labels
     video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
     kind TEXT NOT NULL,       -- said (speech) | heard (sound caption)
     start REAL NOT NULL,
@@ -163,7 +164,7 @@ END;
 # the same columns as transcripts, so engine.speech.store searches it as it is.
 OCR_SCHEMA = """
 CREATE TABLE IF NOT EXISTS screen_text (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,   -- never reused (as transcripts)
     video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
     kind TEXT NOT NULL DEFAULT 'read',
     start REAL NOT NULL,

@@ -105,7 +105,24 @@ def _relabel_models(conn: sqlite3.Connection) -> None:
             conn.execute("UPDATE models SET info = ? WHERE id = ?", (json.dumps(data), model_id))
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _to_2, 3: _to_3, 4: _to_4, 5: _to_5}
+def _to_6(conn: sqlite3.Connection) -> None:
+    """Transcript and on-screen text row ids never reused (AUTOINCREMENT), so a label of their HNSW
+    index (engine.speech.segment_index) always means one vector. Rows keep their ids, so the FTS5
+    indexes (keyed by rowid) stay valid; the tables' triggers and indexes are made again."""
+    from engine.index.db import FTS_SCHEMA, OCR_SCHEMA, SCHEMA
+
+    for table, schema in (("transcripts", SCHEMA), ("screen_text", OCR_SCHEMA)):
+        create = _statement_containing(schema, f"TABLE IF NOT EXISTS {table} (")
+        run_script(conn, create.replace(f"IF NOT EXISTS {table} (", f"{table}_v6 ("))
+        conn.execute(f"INSERT INTO {table}_v6 SELECT * FROM {table}")
+        conn.execute(f"DROP TABLE {table}")
+        conn.execute(f"ALTER TABLE {table}_v6 RENAME TO {table}")
+    run_script(conn, _statement_containing(SCHEMA, "transcripts_video"))
+    run_script(conn, FTS_SCHEMA)
+    run_script(conn, OCR_SCHEMA)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _to_2, 3: _to_3, 4: _to_4, 5: _to_5, 6: _to_6}
 
 
 def migrate(conn: sqlite3.Connection, path: Path, version: int) -> None:

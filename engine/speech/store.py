@@ -17,14 +17,17 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from engine.hits import ClipHit
+from engine.speech.segment_index import EXACT_MAX, SegmentIndex, segment_vectors
 from engine.speech.transcribe import Segment
 
 EXACT_BOOST = 0.25
 MIN_COSINE = 0.2
+EXTRA_MAX = 2000  # rows with exact words compared beyond the index's nearest (big libraries), most words first
 SNIPPET_WORDS = 24
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _STOP_WORD_TEXT = (
@@ -74,32 +77,77 @@ def _checked_table(table: str) -> str:
 
 
 class SegmentVectors:
-    """The searchable segments' vectors held in memory, reloaded only when the transcripts or the
-    set of indexed videos changed: a query then costs one matrix product instead of reading every
-    vector from SQLite (50k segments are ~75 MB of blobs). Use it with a read-only connection (the
-    searcher's): changes are noticed through commits made by *other* connections."""
+    """What a text query is compared with, kept between queries: the segments' vectors in memory
+    (one matrix product per query instead of reading every vector from SQLite), or, given
+    ``ann_dir`` and more than ``EXACT_MAX`` segments, their HNSW index
+    (engine.speech.segment_index). Reloaded only when the table or the set of indexed videos
+    changed. Use it with a read-only connection (the searcher's): changes are noticed through
+    commits made by *other* connections."""
 
-    def __init__(self, table: str = "transcripts") -> None:
+    def __init__(self, table: str = "transcripts", ann_dir: Path | None = None) -> None:
         self.table = _checked_table(table)
+        self.ann_dir = ann_dir
+        self.segments: SegmentIndex | None = None
         self._key: tuple | None = None
         self._version: tuple | None = None
         self.ids = np.zeros(0, np.int64)
         self.matrix = np.zeros((0, 0), np.float32)
+        self.hidden = np.zeros(0, np.int64)  # indexed mode: rows in the index whose video is not done
+        self.count = 0
 
     def get(self, conn: sqlite3.Connection, dim: int) -> tuple[np.ndarray, np.ndarray]:
-        """(row ids [S], vectors [S, dim]) of segments of videos that are done."""
+        """(row ids [S], vectors [S, dim]) of segments of videos that are done (empty when the
+        table is searched through its index)."""
+        self._refresh(conn, dim)
+        return self.ids, self.matrix
+
+    def _refresh(self, conn: sqlite3.Connection, dim: int) -> None:
         # data_version moves only when another connection commits: between commits a query costs
         # no table scan at all. After a commit, cheap aggregates tell whether these rows changed.
         version = (conn.execute("PRAGMA data_version").fetchone()[0], dim)
         if version == self._version:
-            return self.ids, self.matrix
+            return
         key = (conn.execute(f"SELECT COUNT(*), MAX(id), SUM(id) FROM {self.table}").fetchone(),
                conn.execute("SELECT COUNT(*), SUM(id) FROM videos WHERE status = 'done'").fetchone(), dim)
         if key != self._key:
-            self.ids, self.matrix = _load_segment_vectors(conn, dim, self.table)
+            if self.ann_dir is not None and key[0][0] > EXACT_MAX:
+                if self.segments is None or self.segments.dim != dim:
+                    self.segments = SegmentIndex(self.ann_dir, self.table, dim)
+                self.segments.sync(conn)
+                self.ids, self.matrix = np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+                self.hidden = _rows_of_unindexed_videos(conn, self.table)
+                self.count = key[0][0]
+            else:
+                self.segments = None
+                self.ids, self.matrix = _load_segment_vectors(conn, dim, self.table)
+                self.count = len(self.ids)
             self._key = key
         self._version = version
-        return self.ids, self.matrix
+
+    def cosines(self, conn: sqlite3.Connection, qvec: np.ndarray, limit: int,
+                extra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row ids ascending, their cosines to ``qvec``, the query's cosines over the background)
+        for the rows that can rank: every row when searched exactly; else the index's ``limit``
+        nearest plus ``extra`` (rows with exact words, at most ``EXTRA_MAX``), against a sample."""
+        self._refresh(conn, qvec.shape[0])
+        if self.segments is None:
+            cosines = self.matrix @ qvec
+            return self.ids, cosines, cosines
+        top, top_cos = self.segments.query(qvec, limit + min(len(self.hidden), limit))
+        shown = ~np.isin(top, self.hidden)
+        top, top_cos = top[shown][:limit], top_cos[shown][:limit]
+        extra = np.setdiff1d(extra[~np.isin(extra, self.hidden)][:EXTRA_MAX], top)  # cut in coverage order
+        ids = np.concatenate([top, extra])
+        cosines = np.concatenate([top_cos, segment_vectors(conn, self.table, qvec.shape[0], extra) @ qvec])
+        order = np.argsort(ids)
+        return ids[order], cosines[order].astype(np.float32), self.segments.sample @ qvec
+
+
+def _rows_of_unindexed_videos(conn: sqlite3.Connection, table: str) -> np.ndarray:
+    """Ids of rows whose video is not indexed (pending, failed, missing): few, read by video."""
+    joined = conn.execute(f"SELECT group_concat(t.id) FROM videos v JOIN {table} t ON t.video_id = v.id "
+                          "WHERE v.status != 'done'").fetchone()[0]
+    return np.fromstring(joined, dtype=np.int64, sep=",") if joined else np.zeros(0, np.int64)
 
 
 def segment_vectors_sql(table: str) -> str:
@@ -130,21 +178,22 @@ def transcript_hits(conn: sqlite3.Connection, query_text: str, query_vec: np.nda
     ``background``, when given, receives the mean and standard deviation of the query's cosine
     over *all* segments (``mean``, ``std``, ``n``): the null distribution that the searcher uses to
     put these hits on the same scale as its other channels. ``vectors``: a cache kept by the
-    caller between queries (one is made for this query when absent).
+    caller between queries (one is made for this query when absent); it decides whether every
+    segment is compared or only those its HNSW index and the exact words bring (big libraries).
     """
     qvec = _normalised(query_vec, 1)[0]
     terms = content_words(query_text)
     coverage = _exact_coverage(conn, terms, table)
-    ids, matrix = (vectors or SegmentVectors(table)).get(conn, qvec.shape[0])
-    cosines = matrix @ qvec
+    vectors = vectors or SegmentVectors(table)
+    by_coverage = coverage[0][np.argsort(-coverage[1], kind="stable")]  # most query words first
+    ids, cosines, null = vectors.cosines(conn, qvec, limit, by_coverage)
     bonus = _coverage_vector(coverage, ids)
     keep = np.flatnonzero((bonus > 0) | (cosines >= MIN_COSINE))
     scores = np.minimum(1.0, cosines[keep] + EXACT_BOOST * bonus[keep])
     ranked = top_stable(scores, limit)
     order, final = keep[ranked], scores[ranked]
-    if background is not None and len(ids):
-        mean = float(cosines.mean())
-        background.update(mean=mean, std=float(cosines.std()), n=len(ids))
+    if background is not None and len(null):
+        background.update(mean=float(null.mean()), std=float(null.std()), n=vectors.count)
     return _to_hits(conn, ids[order], final, terms, bonus[order] >= 1.0, table)
 
 
@@ -207,14 +256,16 @@ def _to_hits(conn: sqlite3.Connection, row_ids: np.ndarray, scores: np.ndarray, 
     if not len(row_ids):
         return []
     ids = [int(i) for i in row_ids]
-    rows = {r[0]: r[1:] for r in conn.execute(
-        f"SELECT id, video_id, kind, start, end, text FROM {_checked_table(table)} "
-        f"WHERE id IN ({','.join('?' * len(ids))})",
+    rows = {r[0]: r[1:] for r in conn.execute(  # rows of videos not (or no longer) indexed are dropped
+        f"SELECT t.id, t.video_id, t.kind, t.start, t.end, t.text FROM {_checked_table(table)} t "
+        f"CROSS JOIN videos v ON v.id = t.video_id WHERE v.status = 'done' AND t.id IN ({','.join('?' * len(ids))})",
         ids)}
     best = _best_clips(conn, [(row_id, video_id, start, end)
                               for row_id, (video_id, _, start, end, _) in rows.items()])
     hits = []
     for row_id, score, all_words in zip(ids, scores, exact):
+        if row_id not in rows:
+            continue
         video_id, kind, start, end, text = rows[row_id]
         hits.append(ClipHit(clip_id=best.get(row_id, -1), video_id=video_id, start=start, end=end,
                             score=float(score), reason=kind, snippet=snippet(text, terms),

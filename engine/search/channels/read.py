@@ -19,7 +19,7 @@ class Read:
         from engine.speech.store import SegmentVectors
 
         background: dict = {}
-        vectors = sources.kept("screen_text", lambda: SegmentVectors("screen_text"))
+        vectors = sources.kept("screen_text", lambda: SegmentVectors("screen_text", sources.ann_dir))
         hits = screen_text_hits(sources.conn, query.text or "", query.vectors["words"], limit=CANDIDATES,
                                 background=background, vectors=vectors)
         return standardise_against(hits, background)

@@ -18,6 +18,7 @@ class Said:
         from engine.speech.store import SegmentVectors, transcript_hits
 
         background: dict = {}
+        vectors = sources.kept("transcripts", lambda: SegmentVectors(ann_dir=sources.ann_dir))
         hits = transcript_hits(sources.conn, query.text or "", query.vectors["words"], limit=CANDIDATES,
-                               background=background, vectors=sources.kept("transcripts", SegmentVectors))
+                               background=background, vectors=vectors)
         return standardise_against(hits, background)
