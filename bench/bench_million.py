@@ -111,15 +111,48 @@ def video_result(video_id: int, n_clips: int, emb: dict, features: bool) -> Vide
     return VideoResult(video_id, windows, vfeat, afeat, emb, info, segments=[])
 
 
-def segments_for(synth: Synth, topic: int, n_clips: int) -> list[Segment]:
-    out = []
-    for i in range(0, n_clips, 5):  # one spoken sentence every 20 s
-        words = synth.rng.choice(WORDS, size=8)
-        out.append(Segment("said", 4.0 * i, 4.0 * i + 3.5, " ".join(words)))
-    return out
+class Vocabulary:
+    """Words of the synthetic transcripts. ``small``: 8 of the 27 query-topic WORDS per sentence, so
+    each query word is in ~26% of all segments (a worst case for exact-word matching: no real
+    library says "dog" in a quarter of its sentences). ``zipf``: a 20,000-word vocabulary drawn
+    by Zipf's law (p ~ 1/rank, as word frequencies in speech), with the WORDS at ranks 100-3,000,
+    so a query word is in ~0.03-0.8% of segments, as in real speech."""
+
+    SIZE = 20_000
+
+    def __init__(self, kind: str, rng: np.random.Generator):
+        self.kind, self.rng = kind, rng
+        words = [f"w{r}" for r in range(self.SIZE)]
+        for word, rank in zip(WORDS, np.geomspace(100, 3000, len(WORDS)).astype(int)):
+            words[rank] = word
+        self.words = np.array(words)
+        p = 1.0 / np.arange(1, self.SIZE + 1)
+        self.p = p / p.sum()
+
+    def sentence(self, n: int = 8) -> str:
+        if self.kind == "small":
+            return " ".join(self.rng.choice(WORDS, size=n))
+        return " ".join(self.words[self.rng.choice(self.SIZE, size=n, p=self.p)])
 
 
-def fill(lib: Library, args, synth: Synth) -> dict:
+def segments_for(vocab: Vocabulary, n_clips: int) -> list[Segment]:
+    return [Segment("said", 4.0 * i, 4.0 * i + 3.5, vocab.sentence())  # one spoken sentence every 20 s
+            for i in range(0, n_clips, 5)]
+
+
+def rewrite_transcripts(lib: Library, vocab: Vocabulary) -> dict:
+    """New words for every transcript row of an existing library (ids and vectors kept, so no
+    index changes); the FTS5 index follows through the table's update trigger."""
+    t0 = time.perf_counter()
+    ids = [r[0] for r in lib.db.conn.execute("SELECT id FROM transcripts ORDER BY id")]
+    for start in range(0, len(ids), 20_000):
+        with transaction(lib.db) as conn:
+            conn.executemany("UPDATE transcripts SET text = ?, words = '[]' WHERE id = ?",
+                             [(vocab.sentence(), i) for i in ids[start:start + 20_000]])
+    return {"rows": len(ids), "vocabulary": vocab.kind, "s": time.perf_counter() - t0}
+
+
+def fill(lib: Library, args, synth: Synth, vocab: Vocabulary) -> dict:
     n_videos = args.clips // args.clips_per_video
     paths = placeholder_files(lib.paths.root, n_videos)
     ids = register_videos(lib, paths)
@@ -128,7 +161,7 @@ def fill(lib: Library, args, synth: Synth) -> dict:
     for k, video_id in enumerate(ids):
         topic, emb = synth.video(args.clips_per_video)
         result = video_result(video_id, args.clips_per_video, emb, not args.no_features)
-        result.segments = segments_for(synth, topic, args.clips_per_video)
+        result.segments = segments_for(vocab, args.clips_per_video)
         embed = lambda texts, c=synth.text_centres[topic]: synth.around(c, len(texts), 0.8)
         write_video(lib, result, model_id, CFG.backbone_id, 4.0,
                     lambda conn, vid, segs, e=embed: save_segments(conn, vid, segs, e))
@@ -190,6 +223,31 @@ def recall_at_10(lib: Library, n: int, seed: int) -> dict:
     out["random_baseline"] = 10 / len(ids)
     out["queries"] = n
     return out
+
+
+def segment_index_figures(lib: Library, n: int, seed: int) -> dict:
+    """The transcripts' HNSW index (engine.speech.segment_index): building it from SQLite (the
+    first search after the library passed EXACT_MAX segments, or after an upgrade), and recall@10
+    of its 300 nearest against the exact product over every segment vector."""
+    from engine.speech.segment_index import TEXT_DIR, SegmentIndex
+    from engine.speech.store import _load_segment_vectors
+
+    shutil.rmtree(lib.paths.ann_dir / TEXT_DIR, ignore_errors=True)
+    t0, c0 = time.perf_counter(), cpu_s()
+    index = SegmentIndex(lib.paths.ann_dir, "transcripts", CFG.text_dim)
+    index.sync(lib.db.conn)
+    built = {"s": time.perf_counter() - t0, "cpu_s": cpu_s() - c0, "n": len(index.index), "load": os.getloadavg()}
+    ids, vecs = _load_segment_vectors(lib.db.conn, CFG.text_dim, "transcripts")
+    rng = np.random.default_rng(seed)
+    queries = unit(vecs[rng.integers(len(vecs), size=n)] + 0.7 * rng.standard_normal((n, vecs.shape[1])) / 20)
+    hits = []
+    for q in queries:
+        exact = ids[np.argpartition(-(vecs @ q), 10)[:10]]
+        hits.append(len(set(exact.tolist()) & set(index.query(q, 300)[0][:10].tolist())) / 10)
+    boot = [np.mean(rng.choice(hits, len(hits))) for _ in range(1000)]
+    return {"build": built, "recall_at_10": float(np.mean(hits)), "queries": n, "ef": ef_for(300),
+            "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+            "random_baseline": 10 / len(ids)}
 
 
 def cold_cli(root: Path, runs: int) -> dict:
@@ -292,16 +350,25 @@ def main() -> None:
     ap.add_argument("--fill-only", action="store_true", help="fill the library's rows and stop (then --reuse)")
     ap.add_argument("--indexes", default=",".join(f"{s}_{m}" for s, m in DIMS),
                     help="HNSW indexes to build (a text query with the base model reads only vat_video)")
+    ap.add_argument("--vocabulary", choices=("zipf", "small"), default="zipf",
+                    help="words of the synthetic transcripts (see Vocabulary)")
+    ap.add_argument("--rewrite-transcripts", action="store_true",
+                    help="with --reuse: give every transcript row new words from --vocabulary")
     args = ap.parse_args()
     if args.library.exists() and not args.reuse:
         shutil.rmtree(args.library)
     load = [os.getloadavg()]
     synth = Synth(args.seed, topics=max(100, args.clips // 500))
+    vocab = Vocabulary(args.vocabulary, np.random.default_rng(args.seed + 1))
     lib = Library(args.library, device="cpu")
     out: dict = {"clips": args.clips, "clips_per_video": args.clips_per_video, "features_stored": not args.no_features}
     if not args.reuse:
-        record(lib, "fill", {**fill(lib, args, synth), "load_before_after": [load[0], os.getloadavg()]})
+        record(lib, "fill", {**fill(lib, args, synth, vocab), "load_before_after": [load[0], os.getloadavg()],
+                             "vocabulary": args.vocabulary})
+    elif args.rewrite_transcripts:
+        record(lib, "transcripts", rewrite_transcripts(lib, vocab))
     out["fill"] = record(lib, "fill")
+    out["transcripts"] = record(lib, "transcripts") or {"vocabulary": out["fill"].get("vocabulary", "small")}
     if args.fill_only:
         return
     wanted = [tuple(name.split("_")) for name in args.indexes.split(",")]
@@ -317,6 +384,9 @@ def main() -> None:
     lib.close()
     # The first search of a library exports the query heads (with torch, once); the figures below
     # are the torch-free query path that every later search takes.
+    lib = Library(args.library, device="cpu")
+    out["segment_index"] = segment_index_figures(lib, args.recall_queries, args.seed)
+    lib.close()
     cold_cli(args.library, 1)
     lib = Library(args.library, device="cpu")
     load.append(os.getloadavg())

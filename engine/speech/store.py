@@ -27,7 +27,7 @@ from engine.speech.transcribe import Segment
 
 EXACT_BOOST = 0.25
 MIN_COSINE = 0.2
-EXTRA_MAX = 2000  # rows with exact words compared beyond the index's nearest (big libraries), most words first
+EXTRA_MAX = 1000  # rows with exact words compared beyond the index's nearest (big libraries), most words first
 SNIPPET_WORDS = 24
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _STOP_WORD_TEXT = (
@@ -125,22 +125,35 @@ class SegmentVectors:
         self._version = version
 
     def cosines(self, conn: sqlite3.Connection, qvec: np.ndarray, limit: int,
-                extra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                coverage: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(row ids ascending, their cosines to ``qvec``, the query's cosines over the background)
         for the rows that can rank: every row when searched exactly; else the index's ``limit``
-        nearest plus ``extra`` (rows with exact words, at most ``EXTRA_MAX``), against a sample."""
+        nearest plus the rows with exact words (``coverage``: at most ``EXTRA_MAX``, most words
+        first), against a sample."""
         self._refresh(conn, qvec.shape[0])
         if self.segments is None:
             cosines = self.matrix @ qvec
             return self.ids, cosines, cosines
         top, top_cos = self.segments.query(qvec, limit + min(len(self.hidden), limit))
-        shown = ~np.isin(top, self.hidden)
-        top, top_cos = top[shown][:limit], top_cos[shown][:limit]
-        extra = np.setdiff1d(extra[~np.isin(extra, self.hidden)][:EXTRA_MAX], top)  # cut in coverage order
+        if len(self.hidden):
+            shown = ~np.isin(top, self.hidden)
+            top, top_cos = top[shown][:limit], top_cos[shown][:limit]
+        extra = np.setdiff1d(self._most_covered(coverage), top)
         ids = np.concatenate([top, extra])
         cosines = np.concatenate([top_cos, segment_vectors(conn, self.table, qvec.shape[0], extra) @ qvec])
         order = np.argsort(ids)
         return ids[order], cosines[order].astype(np.float32), self.segments.sample @ qvec
+
+    def _most_covered(self, coverage: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """Up to EXTRA_MAX rows with exact words, of indexed videos, most query words first (ties
+        by id): their vectors are read from SQLite, ~10 us a row."""
+        rows, fractions = coverage
+        if len(self.hidden):
+            keep = ~np.isin(rows, self.hidden)
+            rows, fractions = rows[keep], fractions[keep]
+        if len(rows) <= EXTRA_MAX:
+            return rows
+        return rows[np.argsort(-fractions, kind="stable")[:EXTRA_MAX]]
 
 
 def _rows_of_unindexed_videos(conn: sqlite3.Connection, table: str) -> np.ndarray:
@@ -185,8 +198,7 @@ def transcript_hits(conn: sqlite3.Connection, query_text: str, query_vec: np.nda
     terms = content_words(query_text)
     coverage = _exact_coverage(conn, terms, table)
     vectors = vectors or SegmentVectors(table)
-    by_coverage = coverage[0][np.argsort(-coverage[1], kind="stable")]  # most query words first
-    ids, cosines, null = vectors.cosines(conn, qvec, limit, by_coverage)
+    ids, cosines, null = vectors.cosines(conn, qvec, limit, coverage)
     bonus = _coverage_vector(coverage, ids)
     keep = np.flatnonzero((bonus > 0) | (cosines >= MIN_COSINE))
     scores = np.minimum(1.0, cosines[keep] + EXACT_BOOST * bonus[keep])

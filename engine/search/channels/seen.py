@@ -39,6 +39,7 @@ class Seen:
         if len(ids) == 0:
             return []
         bank = sources.model.class_text_bank()
-        sims_to_classes = index.vectors(ids) @ bank.T  # only each row's top HUB_K matter: partition, not sort
+        sims_to_classes = sources.vectors("vat", "video", ids) @ bank.T
+        # only each row's top HUB_K matter: partition, not sort
         hub = np.partition(sims_to_classes, -HUB_K, axis=1)[:, -HUB_K:].mean(axis=1)
         return sources.to_hits(ids, sims - HUB_WEIGHT * hub, self.reason)
