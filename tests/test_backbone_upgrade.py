@@ -73,7 +73,7 @@ def test_a_v2_library_keeps_the_whisper_half_and_is_not_indexed_again(tmp_path):
     v2 = _make_v2(path, np.random.default_rng(0))
 
     db = dbmod.connect(path)  # migrates 4 -> 5
-    assert dbmod.schema_version(db.conn) == dbmod.SCHEMA_VERSION == 5
+    assert dbmod.schema_version(db.conn) == dbmod.SCHEMA_VERSION
     blob, backbone = db.conn.execute("SELECT audio, backbone_id FROM features WHERE clip_id=?", (clip,)).fetchone()
     assert backbone == CFG.backbone_id and blob == to_blob(v2[clip], "float16")[:768 * 2]
     assert np.array_equal(from_blob(blob, "float16"), v2[clip][:768])
