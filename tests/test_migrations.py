@@ -55,7 +55,8 @@ def test_schema1_library_is_migrated_keeping_everything(tmp_path):
         conn.execute("DELETE FROM clips WHERE id=?", (top,))
         new = conn.execute("INSERT INTO clips(video_id, idx, start, end) VALUES (1, 99, 0, 1)").lastrowid
     assert new > top
-    # transcript ids are not reused either (schema 6), and its FTS index still follows the table
+    # transcript rows know their clip, their ids are not reused either (schema 6), and the FTS index follows
+    assert db.conn.execute("SELECT COUNT(*) FROM transcripts WHERE clip_id IS NULL").fetchone()[0] == 0
     old = db.conn.execute("SELECT id, text FROM transcripts ORDER BY id").fetchall()
     with transaction(db) as conn:
         conn.execute("DELETE FROM transcripts WHERE id=?", (old[-1][0],))

@@ -121,3 +121,20 @@ def test_a_restart_loads_the_saved_index_and_a_damaged_one_is_rebuilt(lib, index
     data.write_bytes(data.read_bytes()[:100])
     assert hits_of(reader, SegmentVectors(ann_dir=ann), "budget dog") == want
     assert builds == [240]
+
+
+def test_each_row_keeps_its_clip_and_a_stale_one_is_worked_out_again(lib):
+    db, reader, _ = lib
+    stored = db.conn.execute("SELECT COUNT(*) FROM transcripts WHERE clip_id IS NULL").fetchone()[0]
+    assert stored == 0
+    row = db.conn.execute("SELECT t.start, c.start, c.end FROM transcripts t JOIN clips c ON c.id = t.clip_id "
+                          "WHERE t.id = 7").fetchone()
+    assert row[1] <= row[0] < row[2]
+    with transaction(db) as conn:  # video 1 indexed again (speech off): new clips, its transcript kept
+        conn.execute("DELETE FROM clips WHERE video_id = 1")
+        conn.executemany("INSERT INTO clips(video_id, idx, start, end) VALUES (1, ?, ?, ?)",
+                         [(i, 2.0 * i, 2.0 * i + 2) for i in range(10)])
+    text = db.conn.execute("SELECT text FROM transcripts WHERE video_id = 1 ORDER BY start DESC").fetchone()[0]
+    hit = next(h for h in transcript_hits(reader, text, embed([text])[0]) if h.video_id == 1)
+    clip = db.conn.execute("SELECT video_id, start, end FROM clips WHERE id = ?", (hit.clip_id,)).fetchone()
+    assert clip[0] == 1 and clip[1] <= hit.start < clip[2]

@@ -36,6 +36,7 @@ from engine.errors import DiskFullError, LibraryBusyError, LibraryError
 SCHEMA_VERSION = 6  # 1: first release; 2: tuned_features; 3: stable clip ids + ann_state; 4: screen_text (OCR);
 #                    5: backbone v3 (768-d audio features: v2's cut to their Whisper half)
 #                    6: transcript and screen-text row ids never reused (their HNSW index, engine.speech.segment_index)
+#                       and each row's clip stored with it
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -105,7 +106,8 @@ CREATE TABLE IF NOT EXISTS transcripts (
     text TEXT NOT NULL,
     words TEXT,               -- JSON [[word, start, end, prob], ...]
     avg_logprob REAL, no_speech_prob REAL,
-    vec BLOB                  -- float32 text-tower embedding (384), for semantic matching
+    vec BLOB,                 -- float32 text-tower embedding (384), for semantic matching
+    clip_id INTEGER           -- the clip it overlaps most when written (engine.speech.store.assign_clips)
 );
 CREATE INDEX IF NOT EXISTS transcripts_video ON transcripts(video_id, start);
 """
@@ -173,7 +175,8 @@ CREATE TABLE IF NOT EXISTS screen_text (
     words TEXT,               -- run-together words split ("HARBOURFESTIVAL" -> "harbour festival"), searchable
     confidence REAL,          -- mean recognition score of the frames that showed it
     frames INTEGER,           -- frames read that showed it
-    vec BLOB                  -- float32 text-tower embedding (384), for semantic matching
+    vec BLOB,                 -- float32 text-tower embedding (384), for semantic matching
+    clip_id INTEGER           -- the clip it overlaps most when written (as transcripts)
 );
 CREATE INDEX IF NOT EXISTS screen_text_video ON screen_text(video_id, start);
 CREATE TABLE IF NOT EXISTS ocr_done (

@@ -107,16 +107,20 @@ def _relabel_models(conn: sqlite3.Connection) -> None:
 
 def _to_6(conn: sqlite3.Connection) -> None:
     """Transcript and on-screen text row ids never reused (AUTOINCREMENT), so a label of their HNSW
-    index (engine.speech.segment_index) always means one vector. Rows keep their ids, so the FTS5
-    indexes (keyed by rowid) stay valid; the tables' triggers and indexes are made again."""
+    index (engine.speech.segment_index) always means one vector, and each row's clip stored with it
+    (engine.speech.store.assign_clips). Rows keep their ids, so the FTS5 indexes (keyed by rowid)
+    stay valid; the tables' triggers and indexes are made again."""
     from engine.index.db import FTS_SCHEMA, OCR_SCHEMA, SCHEMA
+    from engine.speech.store import assign_clips
 
     for table, schema in (("transcripts", SCHEMA), ("screen_text", OCR_SCHEMA)):
         create = _statement_containing(schema, f"TABLE IF NOT EXISTS {table} (")
         run_script(conn, create.replace(f"IF NOT EXISTS {table} (", f"{table}_v6 ("))
-        conn.execute(f"INSERT INTO {table}_v6 SELECT * FROM {table}")
+        columns = ", ".join(r[1] for r in conn.execute(f"PRAGMA table_info({table})"))
+        conn.execute(f"INSERT INTO {table}_v6({columns}) SELECT {columns} FROM {table}")
         conn.execute(f"DROP TABLE {table}")
         conn.execute(f"ALTER TABLE {table}_v6 RENAME TO {table}")
+        assign_clips(conn, table)
     run_script(conn, _statement_containing(SCHEMA, "transcripts_video"))
     run_script(conn, FTS_SCHEMA)
     run_script(conn, OCR_SCHEMA)

@@ -14,7 +14,7 @@ import numpy as np
 from engine.hits import ClipHit
 from engine.ocr.extract import ScreenText
 from engine.ocr.words import joined_word_splits
-from engine.speech.store import SegmentVectors, transcript_hits
+from engine.speech.store import SegmentVectors, assign_clips, transcript_hits
 
 ENGINE_ID = "rapidocr-ppocrv4"
 TABLE = "screen_text"
@@ -31,6 +31,7 @@ def save_screen_text(conn: sqlite3.Connection, video_id: int, spans: list[Screen
         [(video_id, float(s.start), float(s.end), s.text, joined_word_splits(s.text) or None, float(s.confidence),
           int(s.frames),
           None if s.vec is None else np.ascontiguousarray(s.vec, np.float32).tobytes()) for s in spans])
+    assign_clips(conn, TABLE, video_id)
     conn.execute("INSERT INTO ocr_done(video_id, engine, read_at) VALUES (?, ?, ?) ON CONFLICT(video_id) "
                  "DO UPDATE SET engine = excluded.engine, read_at = excluded.read_at",
                  (video_id, ENGINE_ID, time.time()))
