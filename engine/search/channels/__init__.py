@@ -20,7 +20,8 @@ from engine.search.sources import Sources
 
 
 class Channel(Protocol):
-    reason: str   # the word results show for this channel's hits
+    reason: str        # the word results show for this channel's hits
+    own_thread: bool   # reads only text tables: runs beside the others (engine.search.searcher)
 
     def hits(self, sources: Sources, query: Query) -> list[ClipHit]: ...
 

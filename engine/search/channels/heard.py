@@ -14,6 +14,7 @@ from engine.search.sources import Sources
 
 class Heard:
     reason = "heard"
+    own_thread = False
 
     def hits(self, sources: Sources, query: Query) -> list[ClipHit]:
         v = query.vectors

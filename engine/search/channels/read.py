@@ -10,6 +10,7 @@ from engine.search.sources import CANDIDATES, Sources
 
 class Read:
     reason = "read"
+    own_thread = True
 
     def hits(self, sources: Sources, query: Query) -> list[ClipHit]:
         """Hits standardised like transcripts, against every on-screen text row."""

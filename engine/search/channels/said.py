@@ -10,6 +10,7 @@ from engine.search.sources import CANDIDATES, Sources
 
 class Said:
     reason = "said"
+    own_thread = True
 
     def hits(self, sources: Sources, query: Query) -> list[ClipHit]:
         """Hits already standardised against the query's cosine over every segment."""

@@ -13,6 +13,7 @@ HUB_K, HUB_WEIGHT = 10, 0.5
 
 class Seen:
     reason = "seen"
+    own_thread = False
 
     def hits(self, sources: Sources, query: Query) -> list[ClipHit]:
         v = query.vectors
