@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from engine.hits import ClipHit
@@ -14,17 +17,29 @@ from engine.search.query import Query
 class _Fixed:
     """A channel that answers every query kind with the hits it was given."""
 
-    def __init__(self, reason: str, hits: list[ClipHit]):
-        self.reason, self._hits = reason, hits
+    def __init__(self, reason: str, hits: list[ClipHit], own_thread: bool = False):
+        self.reason, self._hits, self.own_thread = reason, hits, own_thread
+        self.threads: list[str] = []
 
     def hits(self, sources, query: Query) -> list[ClipHit]:
+        self.threads.append(threading.current_thread().name)
         return [ClipHit(h.clip_id, h.video_id, h.start, h.end, h.score, self.reason) for h in self._hits]
 
 
 def _searcher() -> searcher_mod.Searcher:
     s = object.__new__(searcher_mod.Searcher)
-    s.sources = None
+    s.sources = s.text_sources = None
+    s._beside = ThreadPoolExecutor(max_workers=1)
     return s
+
+
+def test_text_table_channels_run_beside_the_others_and_keep_the_registry_order(monkeypatch):
+    said = _Fixed("said", [ClipHit(3, 1, 0.0, 2.0, 0.9, "")], own_thread=True)
+    seen = _Fixed("seen", [ClipHit(4, 1, 2.0, 4.0, 0.8, "")])
+    monkeypatch.setattr(searcher_mod, "CHANNELS", [said, seen])
+    assert [h.reason for h in _searcher().hits(Query("text", {}, text="x"))] == ["said", "seen"]
+    assert seen.threads == [threading.current_thread().name] and said.threads != seen.threads
+    assert [c.own_thread for c in CHANNELS] == [False, False, True, True]  # the text tables' channels
 
 
 def test_registry_holds_the_channels_in_fusion_order():
