@@ -1,8 +1,8 @@
 """Where indexing spends its time: each stage of the default (speech on) pipeline run alone, in
 one process, over the same files.
 
-Usage: python bench/profile_index.py [--long] [--limit N]
-Prints and saves (bench/results/profile_index[_long].json) the process CPU time (user + sys,
+Usage: python bench/profile_index.py [--long] [--limit N] [--no-speech] [--out NAME]
+Prints and saves (bench/results/profile_index[_long].json, or NAME.json) the process CPU time (user + sys,
 which the other sessions' load changes little) and the wall time of each stage, with the load
 average. The Whisper encoder's share of the two speech passes is counted by wrapping the
 faster-whisper model's ``encode``.
@@ -49,6 +49,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--long", action="store_true")
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--no-speech", action="store_true", help="skip the speech and caption passes")
+    ap.add_argument("--out", help="name of the results file in bench/results/")
     args = ap.parse_args()
     if args.long:
         from bench.long_media import long_videos
@@ -86,7 +88,7 @@ def main() -> None:
             wf = st.run("whisper_encoder_tower", model.audio.whisper.frame_features, d.audio)
         feats = st.run("cnn_frames", _clip_features, model, d, wf, token)
         st.run("heads", model.project_video, feats.video)
-        if d.audio is None:
+        if d.audio is None or args.no_speech:
             continue
         from engine.speech.transcribe import as_model_input
 
@@ -102,7 +104,8 @@ def main() -> None:
            "cpu_s": {k: round(v, 2) for k, v in st.cpu.items()},
            "wall_s": {k: round(v, 2) for k, v in st.wall.items()},
            "total_cpu_s": round(sum(v for k, v in st.cpu.items() if not k.startswith("_")), 2)}
-    print(save("profile_index_long" if args.long else "profile_index", out))
+    out["vision_runtime"] = model.vision.runtime
+    print(save(args.out or ("profile_index_long" if args.long else "profile_index"), out))
     for k, v in out.items():
         print(f"{k:>24}: {v}")
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from engine.blas import one_blas_thread
 from engine.errors import Cancelled, DiskFullError, LibraryBusyError, MediaError
 from engine.index.ann import SPACE_MODALITIES, open_index
 from engine.index.db import set_meta
@@ -51,7 +52,8 @@ def index_paths(lib: LibraryContext, paths: list[Path], token: CancelToken, tran
         yield from catch_up(model)
     model.load_all()  # now, while the user sees "loading models", not in the middle of the first video
     transcriber = load_transcriber(model) if transcribe else None
-    yield from _index_files(lib, model, plan.to_index, token, transcriber, summary)
+    with one_blas_thread():
+        yield from _index_files(lib, model, plan.to_index, token, transcriber, summary)
 
 
 def plan_index(lib: LibraryContext, paths: list[Path],
@@ -99,7 +101,12 @@ def _index_files(lib: LibraryContext, model: MMVModel, todo: list[tuple[int, Pat
     here, and the audio tower's Whisper encoder and the transcription in threads of their own
     (CTranslate2 releases the GIL), which start on a file's audio as soon as it is decoded, before
     its frames. Each stage holds at most a video or two; videos are written in order, each once
-    its transcript is in. On a 2-core machine both cores then stay busy, even within one long file."""
+    its transcript is in. On a 2-core machine both cores then stay busy, even within one long file.
+
+    The caller runs this with NumPy's BLAS on one thread: its only products here are the log-mel
+    filterbanks of Whisper's feature extractors, too small to share, and a second OpenBLAS thread
+    spins after each one, taking CPU from decoding and the encoders (speech off on the shared
+    media: 9.8 -> 7.4 CPU-s, docs/speed.md)."""
     clip_s = lib.settings.clip_seconds
     writer = IndexWriter(lib, model.model_id, clip_s, len(todo), summary, model.text_features)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmv-decode")
@@ -175,8 +182,9 @@ def _guarded(writer: IndexWriter, video_id: int, path: Path, step: Callable, *ar
 def embed_file(model: MMVModel, video_id: int, path: Path, clip_s: float, transcriber,
                token: CancelToken) -> VideoResult:
     """Decode and embed one file, writing nothing (what a distributed worker runs). It must give
-    what the local pipeline gives: tests compare the two."""
-    return _embed(model, video_id, _decode_and_encode_audio(model, path, clip_s, token), transcriber, token)
+    what the local pipeline gives: tests compare the two. One BLAS thread, as in _index_files."""
+    with one_blas_thread():
+        return _embed(model, video_id, _decode_and_encode_audio(model, path, clip_s, token), transcriber, token)
 
 
 class IndexWriter:
