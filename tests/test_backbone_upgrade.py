@@ -119,3 +119,15 @@ def test_fine_tunes_of_a_v2_library_stay_usable_and_project_as_before(tmp_path):
             assert np.allclose(from_blob(before[clip_id]), vec, atol=1e-5)
     finally:
         lib.close()
+
+
+def test_a_deep_trunk_cache_of_backbone_v2_is_still_taken(tmp_path):
+    """v3 changed only the audio feature: the vision trunk's cached activations stay valid."""
+    from engine.train.deep import CACHE_FILE, CACHE_MANIFEST, _load_cache
+
+    np.save(tmp_path / CACHE_FILE, np.ones((2, 2, 3, 7, 7), np.float16))
+    ids = np.array([5, 6])
+    for backbone, taken in ((_v2_id(CFG), True), (CFG.backbone_id, True), ("another+v2", False)):
+        (tmp_path / CACHE_MANIFEST).write_text(json.dumps({"clip_ids": [5, 6], "backbone_id": backbone}))
+        cache = _load_cache(tmp_path, ids, CFG.backbone_id)
+        assert (cache is not None) == taken, backbone
