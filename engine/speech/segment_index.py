@@ -93,7 +93,8 @@ class SegmentIndex:
                 log.warning("rebuilding the %s index from the database: %s", self.table, exc)
 
     def _build(self, conn: sqlite3.Connection, ids: np.ndarray) -> AnnIndex:
-        log.info("building the %s index over %d segments", self.table, len(ids))
+        # Once per library (a minute or two per 100,000 segments on a laptop core): say so, a search waits.
+        log.warning("building the search index of %d %s segments (once)", len(ids), self.table.replace("_", " "))
         index = AnnIndex(self.dim, capacity=max(1024, int(len(ids) * 1.3)))
         for s in range(0, len(ids), 20_000):  # bounded memory: a chunk of vectors at a time
             part = ids[s:s + 20_000]
