@@ -73,6 +73,9 @@ def fuse_hits(hits: list[ClipHit], combine: str = "max") -> list[ClipHit]:
         for key, h in best.items():
             h.score = sum(sums[key]) / n
     for key, h in best.items():
+        if len(others[key]) == 1:  # one channel found it (most clips): nothing else to say
+            h.also, h.read_text = (), h.snippet if h.reason == "read" else None
+            continue
         # Say every way a clip matched, not only the strongest (e.g. seen *and* said): channels close
         # to the best, (standardised scores) clearly above their own mean, or words said or heard
         # that contain the whole query.

@@ -64,20 +64,24 @@ class Sources:
         ids, sims = self.index(space, modality).query(vec, k)
         return self.to_hits(ids, sims * weight, reason)
 
-    def vectors(self, space: str, modality: str, ids: np.ndarray) -> np.ndarray:
-        """[len(ids), dim] stored vectors of these clips (ids without one are zero rows), read by key
-        from SQLite, which the index mirrors: hnswlib's get_items took ~20 us a vector at 1M clips."""
-        dim = self.model.config.va_dim if space == "va" else self.model.config.vat_dim
-        out = np.zeros((len(ids), dim), np.float32)
-        where = {int(i): n for n, i in enumerate(ids)}
-        wanted = list(where)
-        for start in range(0, len(wanted), 900):
-            part = wanted[start:start + 900]
-            for clip_id, blob in self.conn.execute(
-                    "SELECT clip_id, vec FROM embeddings WHERE model_id = ? AND space = ? AND modality = ? "
-                    f"AND clip_id IN ({','.join('?' * len(part))})", (self.model.model_id, space, modality, *part)):
-                out[where[clip_id]] = np.frombuffer(blob, np.float32)
-        return out
+    def hits_with_vectors(self, space: str, modality: str, ids: np.ndarray, scores: np.ndarray,
+                          reason: str) -> tuple[list[ClipHit], np.ndarray]:
+        """As ``to_hits``, plus each kept hit's stored vector in that index, read with its clip row
+        in one keyed lookup (hnswlib's get_items took ~20 us a vector at 1M clips)."""
+        if len(ids) == 0:
+            return [], np.zeros((0, 0), np.float32)
+        rows = {}
+        for start in range(0, len(ids), 900):
+            part = [int(i) for i in ids[start:start + 900]]
+            rows.update({r[0]: r for r in self.conn.execute(
+                "SELECT c.id, c.video_id, c.start, c.end, e.vec FROM clips c CROSS JOIN videos v ON v.id = c.video_id "
+                "CROSS JOIN embeddings e ON e.clip_id = c.id AND e.model_id = ? AND e.space = ? AND e.modality = ? "
+                f"WHERE v.status = 'done' AND c.id IN ({','.join('?' * len(part))})",
+                (self.model.model_id, space, modality, *part))})
+        kept = [(i, s) for i, s in zip(ids.tolist(), scores.tolist()) if i in rows]
+        hits = [ClipHit(i, rows[i][1], rows[i][2], rows[i][3], float(s), reason) for i, s in kept]
+        vecs = np.frombuffer(b"".join(rows[i][4] for i, _ in kept), np.float32).reshape(len(kept), -1)
+        return hits, vecs
 
     def to_hits(self, ids: np.ndarray, scores: np.ndarray, reason: str) -> list[ClipHit]:
         """Clip ids -> hits with their video and times; clips of videos no longer indexed are dropped."""

@@ -39,8 +39,12 @@ class Seen:
         ids, sims = index.query(q, CANDIDATES)
         if len(ids) == 0:
             return []
-        bank = sources.model.class_text_bank()
-        sims_to_classes = sources.vectors("vat", "video", ids) @ bank.T
+        hits, vecs = sources.hits_with_vectors("vat", "video", ids, sims, self.reason)
+        if not hits:
+            return []
         # only each row's top HUB_K matter: partition, not sort
+        sims_to_classes = vecs @ sources.model.class_text_bank().T
         hub = np.partition(sims_to_classes, -HUB_K, axis=1)[:, -HUB_K:].mean(axis=1)
-        return sources.to_hits(ids, sims - HUB_WEIGHT * hub, self.reason)
+        for h, correction in zip(hits, (HUB_WEIGHT * hub).tolist()):
+            h.score -= correction
+        return hits
