@@ -117,7 +117,7 @@ def _lib_factory(args) -> Callable:
         if "lib" not in cache:
             from engine.api import Library
 
-            cache["lib"] = Library(args.library, device=args.device)
+            cache["lib"] = Library(args.library, device=args.device, one_shot=True)
         return cache["lib"]
 
     return factory

@@ -119,6 +119,18 @@ def test_query_model_answers_like_the_torch_model(generated_library):
         assert np.allclose([m.score for m in a], [m.score for m in b], atol=1e-3)
 
 
+def test_a_one_shot_process_starts_the_numpy_text_tower(generated_library, monkeypatch):
+    """The command line answers one query: ONNX Runtime's start-up would cost more than it saves."""
+    from engine.models.minilm_np import MiniLMNumpy
+    from engine.models.minilm_onnx import MiniLMOnnx
+    from engine.models.query_model import load_query_model
+
+    assert type(load_query_model(generated_library, onnx_text=False)._text_tower()) is MiniLMNumpy
+    assert type(load_query_model(generated_library)._text_tower()) is MiniLMOnnx
+    monkeypatch.setenv("MMVSEARCH_TEXT_ONNX", "0")
+    assert type(load_query_model(generated_library)._text_tower()) is MiniLMNumpy
+
+
 def test_query_model_encodes_audio_like_the_torch_model(generated_library):
     from engine.models.query_model import load_query_model
     from tests.synth import make_audio

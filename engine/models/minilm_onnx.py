@@ -22,6 +22,7 @@ from engine.models.minilm_np import SentenceTower, load_tokenizer
 
 log = logging.getLogger(__name__)
 OPSET = 17
+DISABLE_ENV = "MMVSEARCH_TEXT_ONNX"  # "0": the NumPy tower (A/B benchmarks, debugging)
 
 
 def onnx_path(models_dir: Path, model_dir: Path) -> Path:
@@ -78,7 +79,7 @@ def load_text_tower(model_dir: Path, models_dir: Path | None) -> SentenceTower:
     """The ONNX Runtime tower when its export exists and onnxruntime loads it, else NumPy."""
     from engine.models.minilm_np import MiniLMNumpy
 
-    if models_dir is not None:
+    if models_dir is not None and os.environ.get(DISABLE_ENV) != "0":
         path = onnx_path(models_dir, model_dir)
         if path.exists():
             try:

@@ -178,8 +178,9 @@ def export_from_model(model: MMVModel, models_dir: Path, checkpoint: str | None)
     return heads
 
 
-def load_query_model(lib) -> QueryModel:
-    """The active model's query side, from its export; the first time, exported from the torch model."""
+def load_query_model(lib, onnx_text: bool = True) -> QueryModel:
+    """The active model's query side, from its export; the first time, exported from the torch model.
+    ``onnx_text``: run the text tower on ONNX Runtime (exported once), else on NumPy."""
     from engine.models.config import get_config
 
     cfg = get_config(lib.model_name)
@@ -196,8 +197,10 @@ def load_query_model(lib) -> QueryModel:
             checkpoint = None
         model_id = model.model_id
         heads = export_from_model(model, models_dir, checkpoint)
-    _export_text_tower(models_dir)
-    return QueryModel(cfg, model_id, heads, str(lib.device_request or "cpu"), lib.load_models, models_dir)
+    if onnx_text:
+        _export_text_tower(models_dir)
+    return QueryModel(cfg, model_id, heads, str(lib.device_request or "cpu"), lib.load_models,
+                      models_dir if onnx_text else None)
 
 
 def _export_text_tower(models_dir: Path) -> None:
