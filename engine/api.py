@@ -154,11 +154,18 @@ class Library:
                     yield progress
                     if progress.stage == "cancelled":
                         return
+            yield from self._refresh_segment_indexes()
             if final is not None:
                 yield final
         finally:
             self._writer_lock.release()
             self._searcher = None  # pick up the new vectors
+
+    def _refresh_segment_indexes(self) -> Iterator[Progress]:
+        from engine.models.config import get_config
+        from engine.speech.segment_index import refresh_indexes
+
+        yield from refresh_indexes(self.db.conn, self.paths.ann_dir, get_config(self.ctx.model_name).text_dim)
 
     def reset_errors(self, folder: str | Path | None = None) -> int:
         """Make the videos recorded as unreadable (under ``folder``) pending again, so the next
@@ -179,6 +186,7 @@ class Library:
             raise LibraryError("another job is already writing to this library")
         try:
             yield from transcribe_library(self.ctx, token or CancelToken())
+            yield from self._refresh_segment_indexes()
         finally:
             self._writer_lock.release()
             self._searcher = None

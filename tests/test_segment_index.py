@@ -58,6 +58,7 @@ def lib(tmp_path):
 def indexed(monkeypatch):
     """Every table searched through its index, the background on every row (as exact)."""
     monkeypatch.setattr(store, "EXACT_MAX", 10)
+    monkeypatch.setattr(segment_index, "EXACT_MAX", 10)
     monkeypatch.setattr(segment_index, "SAMPLE", 10**6)
 
 
@@ -138,3 +139,17 @@ def test_each_row_keeps_its_clip_and_a_stale_one_is_worked_out_again(lib):
     hit = next(h for h in transcript_hits(reader, text, embed([text])[0]) if h.video_id == 1)
     clip = db.conn.execute("SELECT video_id, start, end FROM clips WHERE id = ?", (hit.clip_id,)).fetchone()
     assert clip[0] == 1 and clip[1] <= hit.start < clip[2]
+
+
+def test_a_job_that_wrote_segments_leaves_the_index_ready_for_the_first_search(lib, indexed, monkeypatch):
+    from engine.speech.segment_index import refresh_indexes
+
+    db, reader, ann = lib
+    progress = list(refresh_indexes(db.conn, ann, 384))
+    assert [p.stage for p in progress] == ["search index"] and "240 transcripts segments" in progress[0].message
+    builds = []
+    original = segment_index.SegmentIndex._build
+    monkeypatch.setattr(segment_index.SegmentIndex, "_build",
+                        lambda self, conn, ids: builds.append(len(ids)) or original(self, conn, ids))
+    assert hits_of(reader, SegmentVectors(ann_dir=ann), "budget dog") == hits_of(reader, SegmentVectors(), "budget dog")
+    assert builds == []  # the search loaded what the job saved
