@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import MEDIA, save, videos
+from bench.common import save, video_paths
 from engine.api import Library
 from engine.index.decode import decode_video
 from engine.jobs import CancelToken
@@ -50,7 +50,7 @@ def build_library(root: Path, transcribe: bool = False, fresh: bool = True,
     t0 = time.perf_counter()
     lib.load_models().load_all()  # towers load lazily; time them apart from indexing
     load_s = time.perf_counter() - t0
-    paths = paths or [MEDIA / v["path"] for v in videos()]
+    paths = paths or video_paths()
     t0, c0 = time.perf_counter(), cpu_s()
     last = None
     for progress in lib.index(paths, CancelToken(), transcribe=transcribe):
@@ -71,12 +71,7 @@ def main() -> None:
     ap.add_argument("--long", action="store_true", help="the generated 10-minute 720p/1080p videos instead")
     ap.add_argument("--out", help="name of the results file in bench/results/ (default: index[_long][_transcribe])")
     args = ap.parse_args()
-    if args.long:
-        from bench.long_media import long_videos
-
-        paths = long_videos()
-    else:
-        paths = [MEDIA / v["path"] for v in videos()]
+    paths = video_paths(args.long)
     runs = []
     for _ in range(args.runs):
         load = os.getloadavg()[0]

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import MEDIA, RESULTS, save, videos
+from bench.common import MEDIA, RESULTS, save, video_paths
 from engine.evaluation.metrics import estimate
 from engine.jobs import CancelToken
 from engine.ocr.extract import ReadStats, read_video
@@ -177,7 +177,7 @@ def bench_media(root: Path, frames_per_clip: tuple[int, ...] = (1, 2)) -> dict:
         shutil.rmtree(root)
     lib = Library(root, device="cpu")
     lib.load_models().load_all()
-    paths = [MEDIA / v["path"] for v in videos()]
+    paths = video_paths()
     load_before = load()
     t0, c0 = time.perf_counter(), time.process_time()
     last = [p for p in lib.index(paths, CancelToken(), transcribe=False, read_text=False)][-1]

@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import MEDIA, save, videos
+from bench.common import save, video_paths
 from engine.api import Library
 from engine.jobs import CancelToken
 
@@ -105,7 +105,7 @@ def main() -> None:
     args = ap.parse_args()
     from engine.index.distributed import RayOptions, connect, wait_started
 
-    paths = [MEDIA / v["path"] for v in videos()]
+    paths = video_paths()
     paths = paths[:args.files] if args.files else paths
     tmp = Path(tempfile.mkdtemp(prefix="mmv-bench-ray-"))
     load = os.getloadavg()

@@ -23,6 +23,15 @@ def videos() -> list[dict]:
     return [r for r in manifest() if r["kind"] == "video"]
 
 
+def video_paths(long: bool = False) -> list[Path]:
+    """The shared media's videos, or with ``long`` the two generated 10-minute 720p/1080p ones."""
+    if long:
+        from bench.long_media import long_videos
+
+        return long_videos()
+    return [MEDIA / v["path"] for v in videos()]
+
+
 def esc50_meta() -> list[dict]:
     """ESC-50 clips with class, fold and source recording (file name: fold-source-take-target)."""
     rows = []

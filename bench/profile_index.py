@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import MEDIA, save, videos
+from bench.common import save, video_paths
 from engine.index.decode import decode_video
 from engine.jobs import CancelToken
 from engine.library import Settings
@@ -52,12 +52,7 @@ def main() -> None:
     ap.add_argument("--no-speech", action="store_true", help="skip the speech and caption passes")
     ap.add_argument("--out", help="name of the results file in bench/results/")
     args = ap.parse_args()
-    if args.long:
-        from bench.long_media import long_videos
-
-        paths = long_videos()
-    else:
-        paths = [MEDIA / v["path"] for v in videos()]
+    paths = video_paths(args.long)
     if args.limit:
         paths = paths[: args.limit]
     from engine.models.registry import create_model
