@@ -41,6 +41,15 @@ def _video(db, vid: int, n: int, rng, dim=16, model="m") -> np.ndarray:
     return vecs
 
 
+def _library(tmp_path, seed: int, first_clips: int = 20):
+    """(db, rng, ann dir) of 20 videos of 20 clips (the first of ``first_clips``): the delta tests' start."""
+    db = dbmod.connect(tmp_path / "library.db")
+    rng = np.random.default_rng(seed)
+    for vid in range(1, 21):
+        _video(db, vid, first_clips if vid == 1 else 20, rng)
+    return db, rng, tmp_path / "ann"
+
+
 def test_open_index_rebuilds_and_syncs_from_sqlite(tmp_path):
     db = dbmod.connect(tmp_path / "library.db")
     rng = np.random.default_rng(1)
@@ -198,11 +207,7 @@ def _manifest(ann_dir) -> dict:
 def test_a_small_change_saves_a_delta_beside_the_base_and_open_replays_it(tmp_path, monkeypatch):
     """A million-clip index must not be rewritten for one video: the base stays, a delta names
     the added vectors and the deleted ids, and opening replays it (deleted slots reused)."""
-    db = dbmod.connect(tmp_path / "library.db")
-    rng = np.random.default_rng(9)
-    for vid in range(1, 21):
-        _video(db, vid, 20 if vid > 1 else 8, rng)                        # 388 clips: deltas up to 19
-    ann_dir = tmp_path / "ann"
+    db, rng, ann_dir = _library(tmp_path, 9, first_clips=8)                # 388 clips: deltas up to 19
     open_index(db.conn, ann_dir, "m", "va", "video", 16)
     base = _manifest(ann_dir)["data"]
     base_bytes = (ann_dir / "m" / base).read_bytes()
@@ -227,11 +232,7 @@ def test_a_small_change_saves_a_delta_beside_the_base_and_open_replays_it(tmp_pa
 
 
 def test_a_delta_past_its_share_is_folded_into_a_new_base(tmp_path):
-    db = dbmod.connect(tmp_path / "library.db")
-    rng = np.random.default_rng(10)
-    for vid in range(1, 21):
-        _video(db, vid, 20, rng)
-    ann_dir = tmp_path / "ann"
+    db, rng, ann_dir = _library(tmp_path, 10)
     path = index_path(ann_dir, "m", "va", "video")
     index = open_index(db.conn, ann_dir, "m", "va", "video", 16)
     base = _manifest(ann_dir)["data"]
@@ -249,11 +250,7 @@ def test_a_delta_past_its_share_is_folded_into_a_new_base(tmp_path):
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "delete"])
 def test_a_damaged_delta_is_rebuilt_from_sqlite(tmp_path, damage, caplog):
-    db = dbmod.connect(tmp_path / "library.db")
-    rng = np.random.default_rng(11)
-    for vid in range(1, 21):
-        _video(db, vid, 20, rng)
-    ann_dir = tmp_path / "ann"
+    db, rng, ann_dir = _library(tmp_path, 11)
     open_index(db.conn, ann_dir, "m", "va", "video", 16)
     _video(db, 21, 5, rng)
     open_index(db.conn, ann_dir, "m", "va", "video", 16)
@@ -273,11 +270,7 @@ def test_a_damaged_delta_is_rebuilt_from_sqlite(tmp_path, damage, caplog):
 def test_a_failed_delta_save_keeps_the_previous_index(tmp_path, monkeypatch):
     """Killed (or out of space) after the delta was written, before the manifest: the old manifest
     and its files stay and are exact for the old generation; the new delta file is gone."""
-    db = dbmod.connect(tmp_path / "library.db")
-    rng = np.random.default_rng(12)
-    for vid in range(1, 21):
-        _video(db, vid, 20, rng)
-    ann_dir = tmp_path / "ann"
+    db, rng, ann_dir = _library(tmp_path, 12)
     path = index_path(ann_dir, "m", "va", "video")
     index = open_index(db.conn, ann_dir, "m", "va", "video", 16)
     before = path.read_bytes()
