@@ -24,13 +24,17 @@ CANDIDATES = 300   # nearest neighbours each channel asks for
 T = TypeVar("T")
 
 
-def clip_rows_sql(n: int) -> str:
-    """(id, video id, start, end) of ``n`` clip ids whose video is indexed.
+def clip_rows_sql(n: int, with_vector: bool = False) -> str:
+    """(id, video id, start, end) of ``n`` clip ids whose video is indexed, and with
+    ``with_vector`` the clip's vector in one index (model id, space, modality bound before the ids).
 
     CROSS JOIN fixes the order: clips by id, then their video. Left to itself SQLite walked every
     done video's clips (through the index on status): a scan of the whole library per query."""
-    return ("SELECT c.id, c.video_id, c.start, c.end FROM clips c CROSS JOIN videos v ON v.id = c.video_id "
-            f"WHERE v.status = 'done' AND c.id IN ({','.join('?' * n)})")
+    vector = ", e.vec" if with_vector else ""
+    join = (" CROSS JOIN embeddings e ON e.clip_id = c.id AND e.model_id = ? AND e.space = ? AND e.modality = ?"
+            if with_vector else "")
+    return (f"SELECT c.id, c.video_id, c.start, c.end{vector} FROM clips c CROSS JOIN videos v ON v.id = c.video_id"
+            f"{join} WHERE v.status = 'done' AND c.id IN ({','.join('?' * n)})")
 
 
 class Sources:
@@ -68,31 +72,28 @@ class Sources:
                           reason: str) -> tuple[list[ClipHit], np.ndarray]:
         """As ``to_hits``, plus each kept hit's stored vector in that index, read with its clip row
         in one keyed lookup (hnswlib's get_items took ~20 us a vector at 1M clips)."""
-        if len(ids) == 0:
-            return [], np.zeros((0, 0), np.float32)
-        rows = {}
-        for start in range(0, len(ids), 900):
-            part = [int(i) for i in ids[start:start + 900]]
-            rows.update({r[0]: r for r in self.conn.execute(
-                "SELECT c.id, c.video_id, c.start, c.end, e.vec FROM clips c CROSS JOIN videos v ON v.id = c.video_id "
-                "CROSS JOIN embeddings e ON e.clip_id = c.id AND e.model_id = ? AND e.space = ? AND e.modality = ? "
-                f"WHERE v.status = 'done' AND c.id IN ({','.join('?' * len(part))})",
-                (self.model.model_id, space, modality, *part))})
-        kept = [(i, s) for i, s in zip(ids.tolist(), scores.tolist()) if i in rows]
-        hits = [ClipHit(i, rows[i][1], rows[i][2], rows[i][3], float(s), reason) for i, s in kept]
-        vecs = np.frombuffer(b"".join(rows[i][4] for i, _ in kept), np.float32).reshape(len(kept), -1)
-        return hits, vecs
+        rows = self._clip_rows(ids, (self.model.model_id, space, modality))
+        hits = self._hits(rows, ids, scores, reason)
+        vecs = np.frombuffer(b"".join(rows[h.clip_id][4] for h in hits), np.float32)
+        return hits, vecs.reshape(len(hits), -1)
 
     def to_hits(self, ids: np.ndarray, scores: np.ndarray, reason: str) -> list[ClipHit]:
         """Clip ids -> hits with their video and times; clips of videos no longer indexed are dropped."""
-        if len(ids) == 0:
-            return []
-        rows = {}
+        return self._hits(self._clip_rows(ids), ids, scores, reason)
+
+    @staticmethod
+    def _hits(rows: dict[int, tuple], ids: np.ndarray, scores: np.ndarray, reason: str) -> list[ClipHit]:
+        return [ClipHit(i, rows[i][1], rows[i][2], rows[i][3], float(s), reason)
+                for i, s in zip(ids.tolist(), scores.tolist()) if i in rows]
+
+    def _clip_rows(self, ids: np.ndarray, vector_of: tuple[str, str, str] | None = None) -> dict[int, tuple]:
+        """clip id -> its row (clip_rows_sql), in statements of at most 900 ids."""
+        rows: dict[int, tuple] = {}
         for start in range(0, len(ids), 900):
             part = [int(i) for i in ids[start:start + 900]]
-            rows.update({r[0]: r for r in self.conn.execute(clip_rows_sql(len(part)), part)})
-        return [ClipHit(int(i), rows[i][1], rows[i][2], rows[i][3], float(s), reason)
-                for i, s in zip(ids.tolist(), scores.tolist()) if i in rows]
+            args = part if vector_of is None else [*vector_of, *part]
+            rows.update({r[0]: r for r in self.conn.execute(clip_rows_sql(len(part), vector_of is not None), args)})
+        return rows
 
     def paths(self, video_ids: set[int]) -> dict[int, str]:
         """Paths of the videos that have hits (not of the whole library: this runs per query)."""
